@@ -1,0 +1,67 @@
+"""The book's toy data sets, drawn from explicit ``jax.random`` keys.
+
+Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
+``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from purenn._checks import check_key, check_positive_int
+
+
+def _float():
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _labels(samples: int, classes: int) -> jax.Array:
+    return jnp.repeat(jnp.arange(classes, dtype=jnp.int32), samples)
+
+
+def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.Array]:
+    """``classes`` interleaved spiral arms of ``samples`` points each.
+
+    For class ``c``: ``r = linspace(0, 1, samples)``, ``t = linspace(4c, 4(c + 1), samples)
+    + 0.2 * normal``, points ``(r sin(2.5 t), r cos(2.5 t))``.
+
+    Returns:
+      ``X`` of shape ``(samples * classes, 2)`` and ``y`` of shape ``(samples * classes,)``,
+      class by class.
+    """
+    key = check_key("key", key)
+    samples = check_positive_int("samples", samples)
+    classes = check_positive_int("classes", classes)
+    dtype = _float()
+    radius = jnp.tile(jnp.linspace(0.0, 1.0, samples, dtype=dtype), classes)
+    starts = jnp.linspace(0.0, 4.0, samples, dtype=dtype)
+    angle = (4.0 * jnp.arange(classes, dtype=dtype)[:, None] + starts[None, :]).reshape(-1)
+    angle = angle + 0.2 * jax.random.normal(key, (samples * classes,), dtype)
+    X = jnp.stack([radius * jnp.sin(2.5 * angle), radius * jnp.cos(2.5 * angle)], axis=1)
+    return X, _labels(samples, classes)
+
+
+def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.Array]:
+    """``classes`` vertical clusters: class ``c`` at ``(0.1 * normal + c / 3, 0.1 * normal
+    + 0.5)``.
+
+    Returns:
+      ``X`` of shape ``(samples * classes, 2)`` and ``y`` of shape ``(samples * classes,)``.
+    """
+    key = check_key("key", key)
+    samples = check_positive_int("samples", samples)
+    classes = check_positive_int("classes", classes)
+    dtype = _float()
+    noise = 0.1 * jax.random.normal(key, (samples * classes, 2), dtype)
+    centres = jnp.stack([_labels(samples, classes).astype(dtype) / 3,
+                         jnp.full((samples * classes,), 0.5, dtype)], axis=1)
+    return noise + centres, _labels(samples, classes)
+
+
+def sine(samples: int = 1000) -> tuple[jax.Array, jax.Array]:
+    """The book's regression data: ``X = arange(samples) / samples`` as a column and
+    ``y = sin(2 pi X)``, both of shape ``(samples, 1)``. Deterministic (no key)."""
+    samples = check_positive_int("samples", samples)
+    X = (jnp.arange(samples, dtype=_float()) / samples)[:, None]
+    return X, jnp.sin(2 * jnp.pi * X)

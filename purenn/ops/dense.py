@@ -1,0 +1,56 @@
+"""The dense (fully connected) layer's affine map, with the book's backward pass."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from purenn._checks import check_float_array, check_matrix
+
+
+@jax.custom_vjp
+def _dense(x, weights, biases):
+    return x @ weights + biases
+
+
+def _dense_fwd(x, weights, biases):
+    return x @ weights + biases, (x, weights)
+
+
+def _dense_bwd(residuals, dvalues):
+    x, weights = residuals
+    dinputs = dvalues @ weights.T
+    dweights = x.T @ dvalues
+    dbiases = jnp.sum(dvalues, axis=0, keepdims=True)
+    return dinputs, dweights, dbiases
+
+
+_dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+def dense(x: jax.Array, weights: jax.Array, biases: jax.Array) -> jax.Array:
+    """``x @ weights + biases``, differentiated by the book's formulas.
+
+    Args:
+      x: inputs, shape ``(N, n_in)``.
+      weights: shape ``(n_in, n_out)``.
+      biases: shape ``(1, n_out)``.
+
+    Returns:
+      outputs of shape ``(N, n_out)``, in the inputs' dtype.
+
+    Backward: ``dweights = x.T @ dvalues``, ``dbiases = sum(dvalues, axis=0)``,
+    ``dinputs = dvalues @ weights.T``.
+    """
+    weights = check_matrix("weights", weights, what="dense: ")
+    n_in, n_out = weights.shape
+    x = check_matrix("x", x, width=n_in, what="dense: ")
+    biases = check_float_array("biases", biases)
+    if biases.shape != (1, n_out):
+        raise ValueError(f"dense: biases must have shape (1, {n_out}) to match weights "
+                         f"{tuple(weights.shape)}; got {tuple(biases.shape)}")
+    if not x.dtype == weights.dtype == biases.dtype:
+        raise TypeError(f"dense: x, weights and biases must share one dtype; got "
+                        f"{x.dtype}, {weights.dtype} and {biases.dtype}. Cast x with "
+                        f"x.astype(weights.dtype)")
+    return _dense(x, weights, biases)
