@@ -1,0 +1,192 @@
+"""Layers: what init promises is what apply returns; dropout's randomness; errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import purenn as pn
+
+
+@pytest.mark.parametrize("n_in,n_out,n", [(1, 1, 1), (2, 64, 300), (7, 3, 5), (64, 512, 2)])
+def test_dense_params_and_output_shapes(key, n_in, n_out, n):
+    layer = pn.dense(n_in, n_out)
+    params = layer.init(key)
+    assert set(params) == {"weights", "biases"}
+    assert params["weights"].shape == (n_in, n_out)
+    assert params["biases"].shape == (1, n_out)
+    assert np.all(np.asarray(params["biases"]) == 0)
+    out = layer.apply(params, jnp.ones((n, n_in)))
+    assert out.shape == (n, n_out)
+
+
+def test_dense_init_is_the_books_scaled_normal(key):
+    weights = np.asarray(pn.dense(100, 100).init(key)["weights"])
+    expected = 0.01 * np.asarray(jax.random.normal(key, (100, 100), jnp.float64))
+    np.testing.assert_array_equal(weights, expected)
+    assert abs(weights.std() - 0.01) < 0.0005
+
+
+def test_parameterless_layers_have_empty_params(key):
+    for layer in (pn.relu(), pn.sigmoid(), pn.softmax(), pn.dropout(0.5)):
+        params = layer.init(key)
+        assert params == ()
+        assert layer.apply(params, jnp.ones((3, 4))).shape == (3, 4)
+        assert float(layer.penalty(params)) == 0.0
+
+
+def test_default_dtype_is_float32_without_x64(key):
+    with jax.enable_x64(False):
+        model = pn.serial(pn.dense(2, 8, weight_l2=1e-3), pn.relu(), pn.dense(8, 3))
+        params = model.init(key)
+        assert params[0]["weights"].dtype == jnp.float32
+        out = model.apply(params, jnp.ones((4, 2), jnp.float32))
+        assert out.dtype == jnp.float32
+        assert model.penalty(params).dtype == jnp.float32
+
+
+def test_dtypes_are_preserved(key):
+    model = pn.serial(pn.dense(2, 8, weight_l1=1e-3, dtype=jnp.float32), pn.sigmoid(),
+                      pn.dropout(0.2), pn.dense(8, 3, dtype=jnp.float32), pn.softmax())
+    params = model.init(key)
+    out = model.apply(params, jnp.ones((4, 2), jnp.float32), key=key, train=True)
+    assert out.dtype == jnp.float32
+    assert model.penalty(params).dtype == jnp.float32
+    params64 = pn.serial(pn.dense(2, 8)).init(key)
+    assert params64[0]["weights"].dtype == jnp.float64  # conftest enables x64
+
+
+def test_serial_params_are_a_tuple_one_entry_per_layer(key):
+    model = pn.serial(pn.dense(2, 64, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
+                      pn.dropout(0.1), pn.dense(64, 3))
+    params = model.init(key)
+    assert isinstance(params, tuple) and len(params) == 4
+    assert params[0]["weights"].shape == (2, 64)
+    assert params[1] == () and params[2] == ()
+    assert params[3]["biases"].shape == (1, 3)
+
+
+def test_serial_splits_the_key_once_per_layer(key):
+    model = pn.serial(pn.dense(2, 4), pn.dropout(0.5), pn.dense(4, 3))
+    params = model.init(key)
+    keys = jax.random.split(key, 3)
+    assert np.array_equal(params[0]["weights"], pn.dense(2, 4).init(keys[0])["weights"])
+    assert np.array_equal(params[2]["weights"], pn.dense(4, 3).init(keys[2])["weights"])
+    x = jnp.ones((10, 2))
+    hidden = pn.dense(2, 4).apply(params[0], x)
+    dropped = pn.ops.dropout(hidden, keys[1], 0.5)
+    expected = pn.dense(4, 3).apply(params[2], dropped)
+    np.testing.assert_array_equal(model.apply(params, x, key=key, train=True), expected)
+
+
+def test_penalty_sums_the_regularized_layers(key):
+    model = pn.serial(pn.dense(2, 5, weight_l1=0.1, weight_l2=0.2, bias_l1=0.3, bias_l2=0.4),
+                      pn.relu(), pn.dense(5, 3))
+    params = model.init(key)
+    params = (dict(params[0], biases=jnp.full((1, 5), -0.5)),) + params[1:]
+    w, b = np.asarray(params[0]["weights"]), np.asarray(params[0]["biases"])
+    expected = (0.1 * np.abs(w).sum() + 0.2 * (w * w).sum() + 0.3 * np.abs(b).sum()
+                + 0.4 * (b * b).sum())
+    np.testing.assert_allclose(model.penalty(params), expected, rtol=1e-12)
+
+
+# --- dropout --------------------------------------------------------------------------
+
+
+def test_dropout_is_the_identity_when_not_training(key):
+    x = jax.random.normal(key, (20, 30))
+    layer = pn.dropout(0.5)
+    assert np.array_equal(layer.apply((), x), x)
+    assert np.array_equal(layer.apply((), x, key=key, train=False), x)
+
+
+def test_dropout_same_key_same_mask_different_keys_different_masks(key):
+    layer, x = pn.dropout(0.3), jnp.ones((50, 40))
+    first = layer.apply((), x, key=key, train=True)
+    again = layer.apply((), x, key=key, train=True)
+    other = layer.apply((), x, key=jax.random.key(1), train=True)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_dropout_drops_the_fraction_rate_and_rescales(key, rate):
+    n = 100_000
+    out = np.asarray(pn.dropout(rate).apply((), jnp.ones((1, n)), key=key, train=True))
+    dropped = np.mean(out == 0)
+    sigma = np.sqrt(rate * (1 - rate) / n)
+    assert abs(dropped - rate) < 4 * sigma
+    np.testing.assert_allclose(out[out != 0], 1 / (1 - rate), rtol=1e-12)
+
+
+def test_serial_under_jit_equals_eager(key):
+    model = pn.serial(pn.dense(2, 16, weight_l2=1e-3), pn.relu(), pn.dropout(0.2),
+                      pn.dense(16, 3), pn.softmax())
+    params = model.init(key)
+    x = jax.random.normal(jax.random.key(5), (32, 2))
+    eager = model.apply(params, x, key=key, train=True)
+    jitted = jax.jit(lambda p, v, k: model.apply(p, v, key=k, train=True))(params, x, key)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-14)
+    np.testing.assert_allclose(jax.jit(model.penalty)(params), model.penalty(params),
+                               rtol=1e-14)
+
+
+def test_legacy_uint32_keys_are_accepted():
+    legacy = jax.random.PRNGKey(0)
+    params = pn.dense(2, 3).init(legacy)
+    assert params["weights"].shape == (2, 3)
+    out = pn.dropout(0.5).apply((), jnp.ones((4, 4)), key=legacy, train=True)
+    assert out.shape == (4, 4)
+
+
+# --- errors ---------------------------------------------------------------------------
+
+ERRORS = [
+    (lambda: pn.dense(2, 3).apply(pn.dense(2, 3).init(jax.random.key(0)), jnp.ones((5, 4))),
+     ValueError, r"dense\(2, 3\): x must have shape \(N, 2\); got shape \(5, 4\)"),
+    (lambda: pn.dense(2, 3).apply(pn.dense(2, 3).init(jax.random.key(0)), jnp.ones(2)),
+     ValueError, r"x must be 2-D of shape \(N, 2\); got shape \(2,\).*x\[None, :\]"),
+    (lambda: pn.dropout(1.0), ValueError, r"rate must be in \[0, 1\).*got 1.0"),
+    (lambda: pn.dropout(-0.1), ValueError, r"rate must be in \[0, 1\).*got -0.1"),
+    (lambda: pn.dropout("0.5"), TypeError, r"rate must be a number in \[0, 1\); got str"),
+    (lambda: pn.dropout(0.5).apply((), jnp.ones((2, 2)), train=True), ValueError,
+     r"dropout needs a key when train=True: apply\(params, x, key=k, train=True\)"),
+    (lambda: pn.dropout(0.5).apply((), jnp.ones((2, 2)), key=42, train=True), TypeError,
+     r"key must be a jax.random key, e.g. jax.random.key\(0\); got int"),
+    (lambda: pn.dense(2, 3).init(jnp.ones(2)), TypeError,
+     r"key must be a jax.random key.*dtype float64 and shape \(2,\)"),
+    (lambda: pn.dense(2, 3).init(jax.random.split(jax.random.key(0), 2)), TypeError,
+     r"a single jax.random key; got a batch of keys of shape \(2,\)"),
+    (lambda: pn.dense(2, 3, weight_l2=-5e-4), ValueError,
+     r"weight_l2 must be a finite number >= 0; got -0.0005"),
+    (lambda: pn.dense(2, 3, bias_l1=float("nan")), ValueError, r"bias_l1 must be a finite"),
+    (lambda: pn.dense(0, 3), ValueError, r"n_inputs must be a positive integer \(>= 1\); got 0"),
+    (lambda: pn.dense(2, -1), ValueError, r"n_neurons must be a positive integer \(>= 1\); got -1"),
+    (lambda: pn.dense(2.5, 3), TypeError, r"n_inputs must be a positive integer; got 2.5"),
+    (lambda: pn.serial(pn.dense(2, 3), pn.relu), TypeError,
+     r"argument 1 must be a Layer.*pn.relu\(\)"),
+    (lambda: pn.serial(pn.dense(2, 3)).apply(({},), jnp.ones((1, 2))), TypeError,
+     r"params must be a dict with keys 'weights' and 'biases'"),
+    (lambda: pn.serial(pn.dense(2, 3), pn.relu()).apply((), jnp.ones((1, 2))), TypeError,
+     r"params must be a tuple with one entry per layer \(2\), as init returns; got 0 entries"),
+]
+
+
+@pytest.mark.parametrize("call,error,message", ERRORS)
+def test_bad_input_raises_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_shape_errors_are_raised_at_trace_time_under_jit(key):
+    model = pn.serial(pn.dense(2, 4), pn.relu(), pn.dense(4, 3))
+    params = model.init(key)
+    apply = jax.jit(model.apply)
+    with pytest.raises(ValueError, match=r"dense\(2, 4\): x must have shape \(N, 2\)"):
+        apply(params, jnp.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"x must be 2-D"):
+        apply(params, jnp.ones(2))
+    wrong = model.init(key)[:1] + ((),) + (pn.dense(4, 5).init(key),)
+    with pytest.raises(ValueError, match=r"params\['weights'\] must have shape \(4, 3\); got "
+                                         r"\(4, 5\)"):
+        apply(wrong, jnp.ones((5, 2)))
