@@ -4,21 +4,29 @@ Layers, losses and optimizers are pure functions over pytrees; every gradient is
 book's hand-written backward formula, registered with ``jax.custom_vjp``.
 """
 
-from purenn import data, layers, losses, ops
+from purenn import data, layers, losses, ops, optimizers, train
 from purenn.layers import Layer, dense, dropout, relu, serial, sigmoid, softmax
+from purenn.train import DivergenceError, evaluate, fit, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DivergenceError",
     "Layer",
+    "checkpoint",
     "data",
     "dense",
     "dropout",
+    "evaluate",
+    "fit",
     "layers",
     "losses",
     "ops",
+    "optimizers",
     "relu",
     "serial",
     "sigmoid",
     "softmax",
+    "train",
+    "train_step",
 ]
