@@ -106,6 +106,13 @@ class _Placement:
                 f"sample count) that is a multiple of {self.devices}")
         return lax.with_sharding_constraint(x, self.batch)
 
+    def place(self, X, y, params, opt_state):
+        """Put a data set on the mesh once: split over the axis where it divides evenly
+        (otherwise replicated, and each batch is split inside the step)."""
+        rows = self.batch if X.shape[0] % self.devices == 0 else self.replicated
+        params, opt_state = jax.device_put((params, opt_state), self.replicated)
+        return jax.device_put(X, rows), jax.device_put(y, rows), params, opt_state
+
     def replicate(self, tree):
         return jax.tree.map(lambda a: lax.with_sharding_constraint(a, self.replicated), tree)
 
@@ -262,7 +269,8 @@ def _chunk_ends(epochs: int, first: int, every: int, checkpoint_every: int | Non
     ends = {e for e in range(first, epochs) if e % every == 0}
     if checkpoint_every:
         ends |= {e for e in range(first, epochs) if (e + 1) % checkpoint_every == 0}
-    ends.add(epochs - 1)
+    if first < epochs:
+        ends.add(epochs - 1)
     return sorted(ends)
 
 
@@ -272,7 +280,7 @@ def format_log_line(epoch: int, metrics: dict) -> str:
     accuracy = f"acc: {metrics['accuracy']:.3f}, " if "accuracy" in metrics else ""
     return (f"epoch: {epoch}, {accuracy}loss: {metrics['loss']:.3f} "
             f"(data_loss: {metrics['data_loss']:.3f}, reg_loss: {metrics['reg_loss']:.3f}), "
-            f"lr: {float(metrics['learning_rate'])}")
+            f"lr: {metrics['learning_rate']!s}")
 
 
 def format_validation_line(metrics: dict) -> str:
@@ -353,6 +361,8 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     placement = _placement(mesh, data_axis)
     if opt_state is None:
         opt_state = optimizer.init(params)
+    if placement is not None:
+        X, y, params, opt_state = placement.place(X, y, params, opt_state)
 
     history = {name: [] for name in ("epoch", *METRICS)}
     first = 0
@@ -375,10 +385,11 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
                 raise _divergence(model, loss, optimizer, accuracy, placement, batch_size,
                                   params, opt_state, X, y, key, start, chunk, history)
             params, opt_state = new_params, new_opt_state
-            _extend(history, range(start, end + 1), chunk)
+            _extend(history, start, chunk)
             for epoch in range(start, end + 1):
                 if write is not None and log_every and epoch % log_every == 0:
-                    write(format_log_line(epoch, _row(history, epoch)))
+                    write(format_log_line(epoch, {name: values[epoch - start]
+                                                  for name, values in chunk.items()}))
             if checkpoint_path is not None and (
                     end == epochs - 1 or (checkpoint_every and (end + 1) % checkpoint_every == 0)):
                 _save(checkpoint_path, params, opt_state, end + 1, key, history)
@@ -388,8 +399,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     finally:
         if bar is not None:
             bar.close()
-    history = {name: np.asarray(values) for name, values in history.items() if len(values)
-               or name == "epoch"}
+    history = _stack(history)
     if validation_data is not None:
         history["validation"] = evaluate(model, loss, params, *validation_data,
                                          accuracy=accuracy)
@@ -413,16 +423,16 @@ def _check_validation_data(model, loss, params, validation_data):
     return check_dataset(model, loss, params, *validation_data, names=("X_val", "y_val"))
 
 
-def _extend(history, epochs, chunk):
-    history["epoch"].extend(epochs)
+def _extend(history, start, chunk):
+    """Append a chunk's per-epoch metrics (NumPy arrays, dtypes kept) to ``history``."""
+    length = len(chunk["loss"])
+    history["epoch"].append(np.arange(start, start + length))
     for name, values in chunk.items():
-        history[name].extend(values.tolist())
+        history[name].append(values)
 
 
-def _row(history, epoch):
-    index = epoch - history["epoch"][0]
-    return {name: values[index] for name, values in history.items()
-            if name != "epoch" and len(values)}
+def _stack(history):
+    return {name: np.concatenate(parts) for name, parts in history.items() if parts}
 
 
 def _divergence(model, loss, optimizer, accuracy, placement, batch_size, params, opt_state,
@@ -436,9 +446,9 @@ def _divergence(model, loss, optimizer, accuracy, placement, batch_size, params,
         replayed_params, replayed_opt_state, _ = run(params, opt_state, X, y, key, start)
         if _all_finite((replayed_params, replayed_opt_state)):
             params, opt_state, state_epoch = replayed_params, replayed_opt_state, bad
-            _extend(history, range(start, bad),
-                    {name: values[:bad - start] for name, values in chunk.items()})
-    history = {name: np.asarray(values) for name, values in history.items()}
+            _extend(history, start, {name: values[:bad - start]
+                                     for name, values in chunk.items()})
+    history = _stack(history)
     return DivergenceError(
         f"the loss became {chunk['loss'][bad - start]} at epoch {bad}: training diverged. "
         f"The exception keeps the last finite state, entering epoch {state_epoch} "
@@ -460,8 +470,7 @@ def _save(path, params, opt_state, next_epoch, key, history):
         "epoch": np.asarray(next_epoch, np.int64),
         "key": jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
         else key,
-        "history": {name: np.asarray(values) for name, values in history.items()
-                    if len(values)},
+        "history": _stack(history),
     })
 
 
@@ -482,7 +491,7 @@ def _resume(path, params, opt_state, key):
             "history": {name: jax.ShapeDtypeStruct(np.shape(values), np.asarray(values).dtype)
                         for name, values in raw["history"].items()}}
     state = checkpoint.load(path, like=like)
-    history = {name: np.asarray(values).tolist() for name, values in state["history"].items()}
+    history = {name: [np.asarray(values)] for name, values in state["history"].items()}
     history = {name: history.get(name, []) for name in ("epoch", *METRICS)}
     return state["params"], state["opt_state"], int(state["epoch"]), history
 
