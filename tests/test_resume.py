@@ -1,0 +1,109 @@
+"""Runs that stop and resume from their checkpoint, and runs in separate processes, give
+the same bits as one uninterrupted run."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import purenn as pn
+
+CCE = pn.losses.softmax_categorical_crossentropy
+
+
+def setup():
+    X, y = pn.data.spiral(jax.random.key(1), 100, 3)
+    model = pn.serial(pn.dense(2, 32, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
+                      pn.dropout(0.1), pn.dense(32, 3))
+    return model, model.init(jax.random.key(2)), X, y
+
+
+def assert_trees_identical(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for left, right in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert np.asarray(left).dtype == np.asarray(right).dtype
+        assert np.array_equal(np.asarray(left), np.asarray(right))
+
+
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_a_stopped_and_resumed_run_is_bit_identical(tmp_path, batch_size):
+    model, params, X, y = setup()
+    opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
+    common = dict(key=jax.random.key(3), batch_size=batch_size, log_every=10, log_fn=None)
+    whole = pn.fit(model, CCE, opt, params, X, y, epochs=60, **common)
+
+    path = tmp_path / "run.safetensors"
+    first = pn.fit(model, CCE, opt, params, X, y, epochs=30, checkpoint_path=path,
+                   checkpoint_every=10, **common)
+    assert len(first[2]["loss"]) == 30
+    # A fresh process would start from freshly initialised params: same shapes, new values.
+    resumed = pn.fit(model, CCE, opt, model.init(jax.random.key(99)), X, y, epochs=60,
+                     checkpoint_path=path, checkpoint_every=10, **common)
+    assert_trees_identical(resumed[0], whole[0])
+    assert_trees_identical(resumed[1], whole[1])
+    for name in pn.train.METRICS + ("epoch",):
+        assert np.array_equal(resumed[2][name], whole[2][name]), name
+
+
+def test_resuming_with_another_key_is_refused(tmp_path):
+    model, params, X, y = setup()
+    path = tmp_path / "run.safetensors"
+    opt = pn.optimizers.adam()
+    pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(3), epochs=5, log_fn=None,
+           checkpoint_path=path)
+    with pytest.raises(ValueError, match="written by a run with another key"):
+        pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(4), epochs=10, log_fn=None,
+               checkpoint_path=path)
+    # resume=False starts over and overwrites it
+    pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(4), epochs=3, log_fn=None,
+           checkpoint_path=path, resume=False)
+    assert int(pn.checkpoint.load(path)["epoch"]) == 3
+
+
+def test_resuming_a_checkpoint_of_another_model_names_the_difference(tmp_path):
+    model, params, X, y = setup()
+    path = tmp_path / "run.safetensors"
+    pn.fit(model, CCE, pn.optimizers.adam(), params, X, y, key=jax.random.key(3), epochs=2,
+           log_fn=None, checkpoint_path=path)
+    wider = pn.serial(pn.dense(2, 64), pn.relu(), pn.dropout(0.1), pn.dense(64, 3))
+    with pytest.raises(ValueError, match=r"params/0/weights.*\(2, 32\).*\(2, 64\)"):
+        pn.fit(wider, CCE, pn.optimizers.adam(), wider.init(jax.random.key(0)), X, y,
+               key=jax.random.key(3), epochs=4, log_fn=None, checkpoint_path=path)
+
+
+SCRIPT = textwrap.dedent("""
+    import hashlib, sys
+    import jax, numpy as np
+    import purenn as pn
+    X, y = pn.data.spiral(jax.random.key(1), 100, 3)
+    model = pn.serial(pn.dense(2, 32, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
+                      pn.dropout(0.1), pn.dense(32, 3))
+    params, _, _ = pn.fit(model, pn.losses.softmax_categorical_crossentropy,
+                          pn.optimizers.adam(learning_rate=0.05), model.init(jax.random.key(2)),
+                          X, y, key=jax.random.key(int(sys.argv[1])), epochs=50,
+                          batch_size=100, log_fn=None)
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(params):
+        digest.update(np.asarray(leaf).tobytes())
+    print(digest.hexdigest())
+""")
+
+
+def test_two_processes_with_the_same_key_produce_identical_bytes():
+    root = os.path.dirname(os.path.dirname(__file__))
+
+    def run(seed):
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(seed)], capture_output=True,
+                              text=True, cwd=root, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    first, second, other = run(5), run(5), run(6)
+    assert len(first) == len(hashlib.sha256().hexdigest())
+    assert first == second
+    assert first != other
