@@ -4,7 +4,7 @@ Layers, losses and optimizers are pure functions over pytrees; every gradient is
 book's hand-written backward formula, registered with ``jax.custom_vjp``.
 """
 
-from purenn import data, layers, losses, ops, optimizers, train
+from purenn import checkpoint, data, layers, losses, ops, optimizers, train
 from purenn.layers import Layer, dense, dropout, relu, serial, sigmoid, softmax
 from purenn.train import DivergenceError, evaluate, fit, train_step
 
