@@ -49,7 +49,8 @@ def test_chapter_14_model_gradient_equals_the_books_backward(seed):
 
     X_, y_ = np.asarray(X), np.asarray(y)
     dense1, dense2 = book_layers(params, 5e-4)
-    relu, loss_activation = book.Activation_ReLU(), book.Activation_Softmax_Loss_CategoricalCrossentropy()
+    relu = book.Activation_ReLU()
+    loss_activation = book.Activation_Softmax_Loss_CategoricalCrossentropy()
     dense1.forward(X_)
     relu.forward(dense1.output)
     dense2.forward(relu.output)

@@ -32,7 +32,8 @@ def assert_close(actual, expected, rtol, atol=0.0):
 
 
 def test_dense_forward_and_backward_equal_the_book():
-    x, w, b = rng().standard_normal((7, 4)), rng(1).standard_normal((4, 5)), rng(2).standard_normal((1, 5))
+    x, w = rng().standard_normal((7, 4)), rng(1).standard_normal((4, 5))
+    b = rng(2).standard_normal((1, 5))
     out, dvalues, (dx, dw, db) = vjp(pn.ops.dense, jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
     layer = book.Layer_Dense(4, 5, weights=w, biases=b)
     layer.forward(x)

@@ -204,7 +204,8 @@ def test_divergence_stops_with_the_last_finite_state(spiral):
     model = chapter_14()
     params = model.init(jax.random.key(2))
     opt = pn.optimizers.sgd(learning_rate=1e200)
-    with pytest.raises(pn.DivergenceError, match=r"the loss became (nan|inf) at epoch (\d+)") as info:
+    message = r"the loss became (nan|inf) at epoch (\d+)"
+    with pytest.raises(pn.DivergenceError, match=message) as info:
         pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(0), epochs=50, log_every=10,
                log_fn=None)
     error = info.value
