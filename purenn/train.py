@@ -39,7 +39,7 @@ class DivergenceError(FloatingPointError):
     whose loss was finite.
 
     Attributes:
-      epoch: the first epoch whose loss was not finite.
+      epoch: the first epoch that failed: its loss, or the update it made, was not finite.
       state_epoch: the epoch that ``params`` and ``opt_state`` are ready to run: ``epoch``
         itself, or the start of its chunk if the state entering ``epoch`` was not finite.
       params, opt_state: that state, finite, to inspect or to resume from with a smaller
@@ -245,8 +245,9 @@ def _epoch_function(step, n_samples: int, batch_size: int | None):
 
 @functools.lru_cache(maxsize=64)
 def _chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_size, length):
-    """``run(params, opt_state, X, y, key, start) -> (params, opt_state, metrics)``: epochs
-    ``start .. start + length - 1`` in one ``lax.scan``, metrics stacked per epoch."""
+    """``run(params, opt_state, X, y, key, start) -> (params, opt_state, metrics, finite)``:
+    epochs ``start .. start + length - 1`` in one ``lax.scan``, metrics stacked per epoch,
+    ``finite`` whether every parameter is finite at the end."""
     epoch = _epoch_function(_step_function(model, loss, optimizer, accuracy, placement),
                             n_samples, batch_size)
 
@@ -257,7 +258,9 @@ def _chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_
 
         (params, opt_state), metrics = lax.scan(body, (params, opt_state),
                                                 jnp.arange(length))
-        return params, opt_state, metrics
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf))
+                                    for leaf in jax.tree.leaves(params)]))
+        return params, opt_state, metrics, finite
 
     return jax.jit(run)
 
@@ -364,10 +367,12 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     if placement is not None:
         X, y, params, opt_state = placement.place(X, y, params, opt_state)
 
-    history = {name: [] for name in ("epoch", *METRICS)}
+    history = {name: [] for name in ("epoch", *METRICS)
+               if name != "accuracy" or accuracy is not None}
     first = 0
     if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
-        params, opt_state, first, history = _resume(checkpoint_path, params, opt_state, key)
+        params, opt_state, first, saved = _resume(checkpoint_path, params, opt_state, key)
+        history = {name: saved.get(name, []) for name in history}
         if first > epochs:
             raise ValueError(f"the checkpoint {os.fspath(checkpoint_path)!r} is at epoch "
                              f"{first}, past epochs={epochs}; raise epochs or pass "
@@ -379,9 +384,9 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
         for end in _chunk_ends(epochs, first, every, checkpoint_every):
             run = _chunk_runner(model, loss, optimizer, accuracy, placement, X.shape[0],
                                 batch_size, end - start + 1)
-            new_params, new_opt_state, chunk = run(params, opt_state, X, y, key, start)
+            new_params, new_opt_state, chunk, finite = run(params, opt_state, X, y, key, start)
             chunk = {name: np.asarray(values) for name, values in chunk.items()}
-            if not np.all(np.isfinite(chunk["loss"])):
+            if not (finite and np.all(np.isfinite(chunk["loss"]))):
                 raise _divergence(model, loss, optimizer, accuracy, placement, batch_size,
                                   params, opt_state, X, y, key, start, chunk, history)
             params, opt_state = new_params, new_opt_state
@@ -432,30 +437,42 @@ def _extend(history, start, chunk):
 
 
 def _stack(history):
-    return {name: np.concatenate(parts) for name, parts in history.items() if parts}
+    return {name: np.concatenate(parts) if parts else np.zeros(0)
+            for name, parts in history.items()}
 
 
 def _divergence(model, loss, optimizer, accuracy, placement, batch_size, params, opt_state,
                 X, y, key, start, chunk, history):
-    """Replay the chunk up to its first non-finite epoch and build the error."""
-    bad = start + int(np.argmin(np.isfinite(chunk["loss"])))
+    """Find the first bad epoch of a chunk, replay up to the last finite state, and build
+    the error. Only runs when training has diverged."""
+    finite_loss = np.isfinite(chunk["loss"])
+    length = len(finite_loss)
+    if finite_loss.all():  # the losses were fine, the final update was not
+        bad = start + length
+        what = f"the parameters became non-finite at epoch {bad - 1}"
+    else:
+        bad = start + int(np.argmin(finite_loss))
+        what = f"the loss became {chunk['loss'][bad - start]} at epoch {bad}"
     state_epoch = start
-    if bad > start:
+    for target in (bad, bad - 1):  # the state entering the first bad epoch, or the one before
+        if target <= start:
+            continue
         run = _chunk_runner(model, loss, optimizer, accuracy, placement, X.shape[0],
-                            batch_size, bad - start)
-        replayed_params, replayed_opt_state, _ = run(params, opt_state, X, y, key, start)
-        if _all_finite((replayed_params, replayed_opt_state)):
-            params, opt_state, state_epoch = replayed_params, replayed_opt_state, bad
-            _extend(history, start, {name: values[:bad - start]
+                            batch_size, target - start)
+        replayed_params, replayed_opt_state, _, finite = run(params, opt_state, X, y, key,
+                                                             start)
+        if finite and _all_finite(replayed_opt_state):
+            params, opt_state, state_epoch = replayed_params, replayed_opt_state, target
+            _extend(history, start, {name: values[:target - start]
                                      for name, values in chunk.items()})
-    history = _stack(history)
+            break
     return DivergenceError(
-        f"the loss became {chunk['loss'][bad - start]} at epoch {bad}: training diverged. "
-        f"The exception keeps the last finite state, entering epoch {state_epoch} "
-        f"(.params, .opt_state, .state_epoch, .history); lower the learning rate or clip "
-        f"the gradients: pn.optimizers.chain(pn.optimizers.clip_by_global_norm(1.0), ...)",
-        epoch=bad, state_epoch=state_epoch, params=params, opt_state=opt_state,
-        history=history)
+        f"{what}: training diverged. The exception keeps the last finite state, entering "
+        f"epoch {state_epoch} (.params, .opt_state, .state_epoch, .history); lower the "
+        f"learning rate or clip the gradients: "
+        f"pn.optimizers.chain(pn.optimizers.clip_by_global_norm(1.0), ...)",
+        epoch=min(bad, start + length - 1), state_epoch=state_epoch, params=params,
+        opt_state=opt_state, history=_stack(history))
 
 
 # --- checkpoints of a run -------------------------------------------------------------
@@ -492,7 +509,6 @@ def _resume(path, params, opt_state, key):
                         for name, values in raw["history"].items()}}
     state = checkpoint.load(path, like=like)
     history = {name: [np.asarray(values)] for name, values in state["history"].items()}
-    history = {name: history.get(name, []) for name in ("epoch", *METRICS)}
     return state["params"], state["opt_state"], int(state["epoch"]), history
 
 

@@ -265,3 +265,19 @@ def test_binary_targets_are_checked():
     with pytest.raises(ValueError, match=r"0/1 targets.*0.5"):
         pn.fit(model, pn.losses.binary_crossentropy, pn.optimizers.adam(), params, X,
                jnp.full((20, 1), 0.5), **common)
+
+
+def test_an_update_that_overflows_on_the_last_epoch_never_returns_nan_params(spiral):
+    X, y = spiral
+    model = chapter_14()
+    params = model.init(jax.random.key(2))
+    # The loss of epoch 0 is finite, but its update (1e307 * gradients > 1) overflows.
+    opt = pn.optimizers.sgd(learning_rate=1e307)
+    with pytest.raises(pn.DivergenceError, match="the parameters became non-finite at "
+                                                 "epoch 0: training diverged") as info:
+        pn.fit(model, CCE, opt, params, 1e6 * X, y, key=jax.random.key(0), epochs=1,
+               log_fn=None)
+    assert info.value.epoch == 0 and info.value.state_epoch == 0
+    assert np.array_equal(info.value.params[0]["weights"], params[0]["weights"])
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.params))
+    assert len(info.value.history["loss"]) == info.value.state_epoch
