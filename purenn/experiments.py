@@ -1,0 +1,492 @@
+"""The book's experiments as data, and the runs behind the ``purenn`` command.
+
+A ``Config`` describes one training run: the data set, the model (one or more hidden
+``dense -> relu [-> dropout]`` blocks, then a softmax or a sigmoid output), the optimizer
+and the epochs. ``BOOK`` names the six experiments of the book's table (BOOK.md).
+
+Keys: a run with seed ``s`` uses ``k_train, k_val, k_init, k_fit =
+jax.random.split(jax.random.key(s), 4)``, the same split the scripts in ``examples/`` use,
+so ``purenn book regularization --seed 3`` and ``python examples/regularization.py
+--seed 3`` print the same lines.
+
+``run`` trains one seed with ``pn.fit``. ``run_seeds`` trains several: one ``pn.fit``
+after another, or (``mode="vmap"``) with ``fit_seeds``, the whole training of every seed
+``jax.vmap``-ed into one compiled ``lax.scan`` (params, optimizer states, data and keys
+stacked on a leading seed axis). On CPU the first is as fast or faster (see
+``run_seeds``), so the CLI uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import purenn as pn
+from purenn import train as _train
+
+__all__ = [
+    "BOOK",
+    "Config",
+    "Experiment",
+    "Run",
+    "SeedsDivergedError",
+    "Seeds",
+    "default_seeds_mode",
+    "fit_seeds",
+    "run",
+    "run_seeds",
+    "seed_keys",
+]
+
+OPTIMIZERS = {
+    "sgd": ("learning_rate", "decay", "momentum"),
+    "adagrad": ("learning_rate", "decay", "epsilon"),
+    "rmsprop": ("learning_rate", "decay", "epsilon", "rho"),
+    "adam": ("learning_rate", "decay", "epsilon", "beta_1", "beta_2"),
+}
+DATA = ("spiral", "vertical")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One training run, as the ``purenn train`` options describe it.
+
+    The model is ``dense(2, h1, <regularization>) -> relu [-> dropout(rate)]`` for each
+    hidden size ``h`` (each dense layer gets the regularization strengths), then
+    ``dense(h_last, classes)`` with softmax + categorical cross-entropy, or, when
+    ``binary``, ``dense(h_last, 1) -> sigmoid`` with binary cross-entropy on labels shaped
+    ``(N, 1)`` (``classes`` must then be 2).
+    """
+
+    data: str = "spiral"
+    samples: int = 100  # per class, training
+    classes: int = 3
+    validation_samples: int = 100  # per class; 0: no validation set
+    hidden: tuple[int, ...] = (64,)
+    weight_l1: float = 0.0
+    weight_l2: float = 0.0
+    bias_l1: float = 0.0
+    bias_l2: float = 0.0
+    dropout: float = 0.0  # fraction dropped; 0: no dropout layer
+    binary: bool = False
+    optimizer: str = "adam"
+    optimizer_args: tuple[tuple[str, float], ...] = ()  # only those given; book defaults
+    epochs: int = 10001
+    batch_size: int | None = None  # None: full batch, as in the book
+
+    def __post_init__(self):
+        if self.data not in DATA:
+            raise ValueError(f"data must be one of {', '.join(DATA)}; got {self.data!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got "
+                             f"{self.optimizer!r}")
+        for name, _ in self.optimizer_args:
+            if name not in OPTIMIZERS[self.optimizer]:
+                raise ValueError(f"{name} does not apply to {self.optimizer} (it takes "
+                                 f"{', '.join(OPTIMIZERS[self.optimizer])})")
+        if self.binary and self.classes != 2:
+            raise ValueError(f"a binary model separates 2 classes; got classes={self.classes}")
+        if not self.hidden:
+            raise ValueError("hidden needs at least one layer size, e.g. hidden=(64,)")
+        if self.batch_size is not None and not 1 <= self.batch_size <= self.n_samples:
+            raise ValueError(f"batch size must be between 1 and the number of training "
+                             f"samples ({self.n_samples} = {self.samples} x {self.classes}); "
+                             f"got {self.batch_size}")
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples * self.classes
+
+    def model(self) -> pn.Layer:
+        """The network, built with the public layer constructors."""
+        strengths = {"weight_l1": self.weight_l1, "weight_l2": self.weight_l2,
+                     "bias_l1": self.bias_l1, "bias_l2": self.bias_l2}
+        layers, width = [], 2
+        for size in self.hidden:
+            layers += [pn.dense(width, size, **strengths), pn.relu()]
+            if self.dropout:
+                layers.append(pn.dropout(self.dropout))
+            width = size
+        if self.binary:
+            layers += [pn.dense(width, 1), pn.sigmoid()]
+        else:
+            layers.append(pn.dense(width, self.classes))
+        return pn.serial(*layers)
+
+    def loss(self) -> Callable:
+        return (pn.losses.binary_crossentropy if self.binary
+                else pn.losses.softmax_categorical_crossentropy)
+
+    def make_optimizer(self) -> pn.optimizers.GradientTransformation:
+        return getattr(pn.optimizers, self.optimizer)(**dict(self.optimizer_args))
+
+    def make_data(self, key, samples):
+        X, y = getattr(pn.data, self.data)(key, samples=samples, classes=self.classes)
+        return X, (y.reshape(-1, 1) if self.binary else y)
+
+    def describe(self) -> str:
+        """One line: data, model, optimizer, e.g. for ``purenn book --list``."""
+        def strength(value):
+            return f"{value:g}"
+
+        reg = [f"{name}={strength(getattr(self, name))}" for name in
+               ("weight_l1", "weight_l2", "bias_l1", "bias_l2") if getattr(self, name)]
+        parts, width = [], 2
+        for size in self.hidden:
+            parts += [f"Dense({width},{size}{', ' + ', '.join(reg) if reg else ''})", "ReLU"]
+            if self.dropout:
+                parts.append(f"Dropout({self.dropout:g})")
+            width = size
+        parts += ([f"Dense({width},1)", "Sigmoid+BCE"] if self.binary
+                  else [f"Dense({width},{self.classes})", "Softmax+CCE"])
+        args = ", ".join(f"{name}={value:g}" for name, value in self.optimizer_args)
+        validation = (f", validation {self.validation_samples}x{self.classes}"
+                      if self.validation_samples else "")
+        return (f"{self.data} {self.samples}x{self.classes}{validation}; "
+                f"{' -> '.join(parts)}; {self.optimizer.capitalize()}({args}); "
+                f"{self.epochs} epochs")
+
+
+class Experiment(NamedTuple):
+    name: str
+    summary: str
+    config: Config
+    book: tuple[float, float] | None  # the book's (training acc, validation acc)
+
+
+def _book_config(samples, hidden, *, dropout=0.0, binary=False, optimizer_args):
+    return Config(samples=samples, classes=2 if binary else 3, hidden=(hidden,),
+                  weight_l2=5e-4, bias_l2=5e-4, dropout=dropout, binary=binary,
+                  optimizer="adam", optimizer_args=optimizer_args, epochs=10001)
+
+
+_SLOW = (("learning_rate", 0.02), ("decay", 5e-7))
+_FAST = (("learning_rate", 0.05), ("decay", 5e-5))
+
+BOOK: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("regularization", "L2 on 300 samples (chapter 14)",
+               _book_config(100, 64, optimizer_args=_SLOW), (0.947, 0.830)),
+    Experiment("more-data", "the same model on 3000 samples (chapter 14)",
+               _book_config(1000, 64, optimizer_args=_SLOW), (0.895, 0.873)),
+    Experiment("wider", "512 hidden units on 3000 samples (chapter 14)",
+               _book_config(1000, 512, optimizer_args=_SLOW), (0.918, 0.920)),
+    Experiment("dropout", "dropout 0.1 after the hidden layer (chapter 15)",
+               _book_config(1000, 64, dropout=0.1, optimizer_args=_FAST), (0.688, 0.757)),
+    Experiment("dropout-wider", "dropout 0.1 with 512 hidden units (chapter 15)",
+               _book_config(1000, 512, dropout=0.1, optimizer_args=_FAST), (0.859, 0.857)),
+    Experiment("binary", "one sigmoid output, binary cross-entropy (chapter 16)",
+               _book_config(100, 64, binary=True, optimizer_args=(("decay", 5e-7),)), None),
+)}
+
+
+@functools.lru_cache(maxsize=32)
+def _components(config: Config):
+    # One model/loss/optimizer per configuration (whatever its epochs), so that runs of
+    # the same configuration in one process reuse the compiled programs.
+    return config.model(), config.loss(), config.make_optimizer()
+
+
+def components(config: Config):
+    """``(model, loss, optimizer)`` of ``config``; the same objects for equal configs."""
+    return _components(dataclasses.replace(config, epochs=1))
+
+
+def seed_keys(seed: int):
+    """``(k_train, k_val, k_init, k_fit)`` of a seed (the split the examples use)."""
+    return tuple(jax.random.split(jax.random.key(seed), 4))
+
+
+def _inputs(config: Config, seed: int, model):
+    k_train, k_val, k_init, k_fit = seed_keys(seed)
+    X, y = config.make_data(k_train, config.samples)
+    validation = (config.make_data(k_val, config.validation_samples)
+                  if config.validation_samples else None)
+    return X, y, validation, model.init(k_init), k_fit
+
+
+class Run(NamedTuple):
+    """One trained seed."""
+
+    seed: int
+    model: pn.Layer
+    params: Any
+    opt_state: Any
+    X: jax.Array
+    y: jax.Array
+    history: dict  # metric -> (epochs,) array, as pn.fit returns
+    validation: dict | None  # {"loss", "accuracy"} of the validation set
+
+
+def run(config: Config, seed: int, *, log_every: int | None = 100,
+        log_fn: Callable[[str], Any] | None = print, progress: bool | None = None) -> Run:
+    """Train one seed with ``pn.fit``, printing the book's lines through ``log_fn``:
+    every ``log_every`` epochs, the last epoch's line (if not printed already), then the
+    validation line."""
+    model, loss, optimizer = components(config)
+    X, y, validation, params, k_fit = _inputs(config, seed, model)
+    params, opt_state, history = pn.fit(
+        model, loss, optimizer, params, X, y, key=k_fit, epochs=config.epochs,
+        batch_size=config.batch_size, log_every=log_every, log_fn=log_fn, progress=progress)
+    last = config.epochs - 1
+    if log_fn is not None and not (log_every and last % log_every == 0):
+        log_fn(pn.train.format_log_line(last, final_metrics(history)))
+    metrics = None
+    if validation is not None:
+        metrics = pn.evaluate(model, loss, params, *validation)
+        if log_fn is not None:
+            log_fn(pn.train.format_validation_line(metrics))
+    return Run(seed, model, params, opt_state, X, y, history, metrics)
+
+
+def final_metrics(history: dict) -> dict:
+    """The last epoch's metrics of a (single run's) history."""
+    return {name: history[name][-1] for name in _train.METRICS if name in history}
+
+
+# --- many seeds -----------------------------------------------------------------------
+
+
+class SeedsDivergedError(FloatingPointError):
+    """Some seeds' loss became NaN or inf."""
+
+
+def _epoch(step, n_samples: int, batch_size: int | None):
+    """One epoch of ``step``, with ``pn.fit``'s documented key schedule (purenn.train):
+    ``shuffle_key, dropout_key = epoch_keys(key, epoch)``; batch ``b`` gets
+    ``fold_in(dropout_key, b)`` and minibatches follow ``permutation(shuffle_key, N)``.
+    Minibatch metrics are averaged weighted by batch size; the rate is the first batch's."""
+
+    def full_batch(params, opt_state, X, y, key, epoch):
+        _, dropout_key = pn.train.epoch_keys(key, epoch)
+        return step(params, opt_state, X, y, jax.random.fold_in(dropout_key, 0))
+
+    def minibatches(params, opt_state, X, y, key, epoch):
+        shuffle_key, dropout_key = pn.train.epoch_keys(key, epoch)
+        order = jax.random.permutation(shuffle_key, n_samples)
+        per_batch, sizes = [], []
+        n_full, rest = divmod(n_samples, batch_size)
+
+        def batch_step(carry, inputs):
+            indices, batch = inputs
+            params, opt_state, metrics = step(*carry, X[indices], y[indices],
+                                              jax.random.fold_in(dropout_key, batch))
+            return (params, opt_state), metrics
+
+        batches = order[:n_full * batch_size].reshape(n_full, batch_size)
+        (params, opt_state), metrics = jax.lax.scan(batch_step, (params, opt_state),
+                                                    (batches, jnp.arange(n_full)))
+        per_batch.append(metrics)
+        sizes.append(jnp.full((n_full,), batch_size))
+        if rest:
+            indices = order[n_full * batch_size:]
+            params, opt_state, last = step(params, opt_state, X[indices], y[indices],
+                                           jax.random.fold_in(dropout_key, n_full))
+            per_batch.append(jax.tree.map(lambda a: a[None], last))
+            sizes.append(jnp.array([rest]))
+        metrics = jax.tree.map(lambda *parts: jnp.concatenate(parts), *per_batch)
+        weights = jnp.concatenate(sizes) / n_samples
+        averaged = {name: jnp.sum(values * weights.astype(values.dtype))
+                    for name, values in metrics.items() if name != "learning_rate"}
+        averaged["learning_rate"] = metrics["learning_rate"][0]
+        return params, opt_state, averaged
+
+    return full_batch if batch_size is None else minibatches
+
+
+@functools.lru_cache(maxsize=32)
+def _seeds_runner(model, loss, optimizer, n_samples, batch_size, length):
+    """``length`` epochs of every run in one ``lax.scan``, vmapped over a leading run axis
+    of params, opt_state, X, y and key. The step is ``pn.train_step``'s (inlined)."""
+    epoch = _epoch(pn.train_step(model, loss, optimizer), n_samples, batch_size)
+
+    def run(params, opt_state, X, y, key, start):
+        def body(carry, offset):
+            params, opt_state, metrics = epoch(*carry, X, y, key, start + offset)
+            return (params, opt_state), metrics
+
+        (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state),
+                                                    jnp.arange(length))
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf))
+                                    for leaf in jax.tree.leaves(params)]))
+        return params, opt_state, metrics, finite
+
+    return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None)))
+
+
+@functools.lru_cache(maxsize=32)
+def _seeds_evaluate(model, loss, accuracy):
+    def evaluate(params, X, y):
+        output = model.apply(params, X)
+        metrics = {"loss": loss(output, y)}
+        if accuracy is not None:
+            metrics["accuracy"] = accuracy(output, y)
+        return metrics
+
+    return jax.jit(jax.vmap(evaluate))
+
+
+def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
+              batch_size: int | None = None, chunk: int = 1000,
+              progress: bool | None = None):
+    """``pn.fit`` for a stack of independent runs, all in one vmapped ``lax.scan``.
+
+    ``params``, ``X``, ``y`` and ``keys`` carry a leading axis of ``S`` runs (stack them
+    with ``jax.tree.map(lambda *a: jnp.stack(a), *trees)``); run ``i`` uses exactly
+    ``pn.fit``'s epoch keys from ``keys[i]``. The epochs run in compiled chunks of
+    ``chunk`` epochs; between chunks the loss is checked and the progress bar moves.
+
+    Returns ``(params, opt_state, history)`` stacked on the run axis; ``history`` maps
+    ``epoch`` to ``(epochs,)`` and each metric to ``(S, epochs)``.
+
+    Raises SeedsDivergedError when the loss of some run stops being finite.
+    """
+    opt_state = jax.vmap(optimizer.init)(params)
+    n_samples = X.shape[1]
+    bar = progress_bar(progress, epochs)
+    chunks, start = [], 0
+    try:
+        while start < epochs:
+            length = min(chunk, epochs - start)
+            runner = _seeds_runner(model, loss, optimizer, n_samples, batch_size, length)
+            params, opt_state, metrics, finite_params = runner(params, opt_state, X, y,
+                                                               keys, start)
+            metrics = {name: np.asarray(values) for name, values in metrics.items()}
+            finite = np.isfinite(metrics["loss"]) & np.asarray(finite_params)[:, None]
+            if not finite.all():
+                runs = np.flatnonzero(~finite.all(axis=1))
+                raise SeedsDivergedError(
+                    f"training diverged: the loss or the parameters of run(s) "
+                    f"{', '.join(map(str, runs))} stopped being finite between epochs "
+                    f"{start} and {start + length - 1}; lower the learning rate")
+            chunks.append(metrics)
+            if bar is not None:
+                bar.update(length)
+            start += length
+    finally:
+        if bar is not None:
+            bar.close()
+    history = {"epoch": np.arange(epochs)}
+    history.update({name: np.concatenate([c[name] for c in chunks], axis=1)
+                    for name in chunks[0]})
+    return params, opt_state, history
+
+
+def progress_bar(progress: bool | None, total: int):
+    """A tqdm bar over ``total`` epochs, or None; ``progress=None``: as ``pn.fit`` does,
+    on for runs of >= 1000 epochs when stderr is a terminal."""
+    if progress is None:
+        progress = total >= 1000 and sys.stderr.isatty()
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # a stripped install runs without a bar
+        return None
+    return tqdm(total=total, unit="epoch", leave=False, dynamic_ncols=True)
+
+
+class Seeds(NamedTuple):
+    """Several trained seeds, stacked on a leading axis."""
+
+    seeds: list[int]
+    model: pn.Layer
+    params: Any  # every leaf (S, ...)
+    opt_state: Any
+    X: jax.Array  # (S, N, 2)
+    y: jax.Array
+    history: dict  # metric -> (S, epochs)
+    validation: dict | None  # metric -> (S,)
+
+    def unstack(self, i: int) -> Run:
+        """Seed ``self.seeds[i]`` as a single ``Run``."""
+        def take(tree):
+            return jax.tree.map(lambda a: a[i], tree)
+
+        history = {name: (values if name == "epoch" else values[i])
+                   for name, values in self.history.items()}
+        validation = (None if self.validation is None else
+                      {name: float(v[i]) for name, v in self.validation.items()})
+        return Run(self.seeds[i], self.model, take(self.params), take(self.opt_state),
+                   self.X[i], self.y[i], history, validation)
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def default_seeds_mode() -> str:
+    """How ``--seeds`` runs: ``"sequential"`` on a CPU, where it measured as fast or faster
+    than vmap (see ``run_seeds``), ``"vmap"`` on an accelerator, where one small run alone
+    leaves most of the device idle."""
+    return "sequential" if jax.default_backend() == "cpu" else "vmap"
+
+
+def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = None,
+              mode: str = "sequential") -> Seeds:
+    """Train ``config`` once per seed: ``mode="sequential"``, one ``pn.fit`` after
+    another (what the CLI uses), or ``mode="vmap"``, all seeds in one vmapped program
+    (``fit_seeds``). Both use each seed's own data, initial params and epoch keys, and
+    agree to rounding.
+
+    Measured on a 2-core CPU (16 seeds x 1000 epochs, warm, alternating runs), vmap was
+    never faster: 0.88 s vs 0.87 s for the 300-sample, 64-unit experiment, 2.67 s vs
+    2.49 s with 3000 samples (5 seeds), 127 s vs 90 s with 512 units. ``pn.fit`` already
+    runs its epochs inside ``lax.scan``, so there is no per-step overhead for vmap to
+    amortize on a CPU; on an accelerator, where one small run leaves the device idle,
+    measure again with ``mode="vmap"``."""
+    seeds = list(seeds)
+    model, loss, optimizer = components(config)
+    inputs = [_inputs(config, seed, model) for seed in seeds]
+    X, y = _stack([i[0] for i in inputs]), _stack([i[1] for i in inputs])
+    validation_sets = [i[2] for i in inputs]
+    if mode == "vmap":
+        params, opt_state, history = fit_seeds(
+            model, loss, optimizer, _stack([i[3] for i in inputs]), X, y,
+            keys=jnp.stack([i[4] for i in inputs]), epochs=config.epochs,
+            batch_size=config.batch_size, progress=progress)
+    elif mode == "sequential":
+        results = []
+        for (X_s, y_s, _, params_s, k_fit) in inputs:
+            try:
+                results.append(pn.fit(model, loss, optimizer, params_s, X_s, y_s, key=k_fit,
+                                      epochs=config.epochs, batch_size=config.batch_size,
+                                      log_every=None, log_fn=None, progress=progress))
+            except pn.DivergenceError as err:
+                raise SeedsDivergedError(
+                    f"training diverged: the loss of seed {seeds[len(results)]} stopped "
+                    f"being finite (first at epoch {err.epoch}); lower the learning "
+                    f"rate") from None
+        params = _stack([r[0] for r in results])
+        opt_state = _stack([r[1] for r in results])
+        history = {"epoch": results[0][2]["epoch"]}
+        history.update({name: np.stack([r[2][name] for r in results])
+                        for name in results[0][2] if name != "epoch"})
+    else:
+        raise ValueError(f"mode must be 'sequential' or 'vmap'; got {mode!r}")
+    validation = None
+    if config.validation_samples and mode == "vmap":
+        metrics = _seeds_evaluate(model, loss, _train.default_accuracy(loss))(
+            params, _stack([v[0] for v in validation_sets]),
+            _stack([v[1] for v in validation_sets]))
+        validation = {name: np.asarray(values) for name, values in metrics.items()}
+    elif config.validation_samples:  # exactly what a single run of each seed prints
+        metrics = [pn.evaluate(model, loss, r[0], *v) for r, v in zip(results,
+                                                                         validation_sets)]
+        validation = {name: np.array([m[name] for m in metrics]) for name in metrics[0]}
+    return Seeds(seeds, model, params, opt_state, X, y, history, validation)
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    mean = float(np.mean(values))
+    return mean, (std if math.isfinite(std) else 0.0)
