@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from purenn._checks import check_float_array, check_matrix
 
@@ -17,10 +18,28 @@ def _dense_fwd(x, weights, biases):
     return x @ weights + biases, (x, weights)
 
 
+def _dweights_row_major(x, dvalues):
+    # x.T @ dvalues contracts dim 0 of both operands; XLA:CPU gives that dot to Eigen
+    # with a column-major output and runs it up to ~20x slower than the same FLOPs as a
+    # row-major GEMM (9 ms vs 0.4 ms for (3000, 512).T @ (3000, 3)). Transpose the
+    # smaller operand first; the barriers stop XLA folding the transposes back.
+    n_in, n_out = x.shape[1], dvalues.shape[1]
+    if n_out < n_in:
+        dweights_t = lax.optimization_barrier(dvalues.T) @ x  # (n_out, n_in)
+        return lax.optimization_barrier(dweights_t).T
+    return lax.optimization_barrier(x.T) @ dvalues  # (n_in, n_out)
+
+
+def _dweights_plain(x, dvalues):
+    return x.T @ dvalues
+
+
 def _dense_bwd(residuals, dvalues):
     x, weights = residuals
     dinputs = dvalues @ weights.T
-    dweights = x.T @ dvalues
+    # The book's x.T @ dvalues; on CPU as a row-major GEMM (same values, up to rounding).
+    dweights = lax.platform_dependent(x, dvalues, cpu=_dweights_row_major,
+                                      default=_dweights_plain)
     dbiases = jnp.sum(dvalues, axis=0, keepdims=True)
     return dinputs, dweights, dbiases
 
