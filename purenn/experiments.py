@@ -258,66 +258,12 @@ class SeedsDivergedError(FloatingPointError):
     """Some seeds' loss became NaN or inf."""
 
 
-def _epoch(step, n_samples: int, batch_size: int | None):
-    """One epoch of ``step``, with ``pn.fit``'s documented key schedule (purenn.train):
-    ``shuffle_key, dropout_key = epoch_keys(key, epoch)``; batch ``b`` gets
-    ``fold_in(dropout_key, b)`` and minibatches follow ``permutation(shuffle_key, N)``.
-    Minibatch metrics are averaged weighted by batch size; the rate is the first batch's."""
-
-    def full_batch(params, opt_state, X, y, key, epoch):
-        _, dropout_key = pn.train.epoch_keys(key, epoch)
-        return step(params, opt_state, X, y, jax.random.fold_in(dropout_key, 0))
-
-    def minibatches(params, opt_state, X, y, key, epoch):
-        shuffle_key, dropout_key = pn.train.epoch_keys(key, epoch)
-        order = jax.random.permutation(shuffle_key, n_samples)
-        per_batch, sizes = [], []
-        n_full, rest = divmod(n_samples, batch_size)
-
-        def batch_step(carry, inputs):
-            indices, batch = inputs
-            params, opt_state, metrics = step(*carry, X[indices], y[indices],
-                                              jax.random.fold_in(dropout_key, batch))
-            return (params, opt_state), metrics
-
-        batches = order[:n_full * batch_size].reshape(n_full, batch_size)
-        (params, opt_state), metrics = jax.lax.scan(batch_step, (params, opt_state),
-                                                    (batches, jnp.arange(n_full)))
-        per_batch.append(metrics)
-        sizes.append(jnp.full((n_full,), batch_size))
-        if rest:
-            indices = order[n_full * batch_size:]
-            params, opt_state, last = step(params, opt_state, X[indices], y[indices],
-                                           jax.random.fold_in(dropout_key, n_full))
-            per_batch.append(jax.tree.map(lambda a: a[None], last))
-            sizes.append(jnp.array([rest]))
-        metrics = jax.tree.map(lambda *parts: jnp.concatenate(parts), *per_batch)
-        weights = jnp.concatenate(sizes) / n_samples
-        averaged = {name: jnp.sum(values * weights.astype(values.dtype))
-                    for name, values in metrics.items() if name != "learning_rate"}
-        averaged["learning_rate"] = metrics["learning_rate"][0]
-        return params, opt_state, averaged
-
-    return full_batch if batch_size is None else minibatches
-
-
 @functools.lru_cache(maxsize=32)
 def _seeds_runner(model, loss, optimizer, n_samples, batch_size, length):
-    """``length`` epochs of every run in one ``lax.scan``, vmapped over a leading run axis
-    of params, opt_state, X, y and key. The step is ``pn.train_step``'s (inlined)."""
-    epoch = _epoch(pn.train_step(model, loss, optimizer), n_samples, batch_size)
-
-    def run(params, opt_state, X, y, key, start):
-        def body(carry, offset):
-            params, opt_state, metrics = epoch(*carry, X, y, key, start + offset)
-            return (params, opt_state), metrics
-
-        (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state),
-                                                    jnp.arange(length))
-        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf))
-                                    for leaf in jax.tree.leaves(params)]))
-        return params, opt_state, metrics, finite
-
+    """``fit``'s compiled chunk (``length`` epochs in one ``lax.scan``), vmapped over a
+    leading run axis of params, opt_state, X, y and key."""
+    run = _train.epochs_function(model, loss, optimizer, _train.default_accuracy(loss), None,
+                                 n_samples, batch_size, length)
     return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None)))
 
 

@@ -243,11 +243,12 @@ def _epoch_function(step, n_samples: int, batch_size: int | None):
     return full_batch if batch_size is None else minibatches
 
 
-@functools.lru_cache(maxsize=64)
-def _chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_size, length):
-    """``run(params, opt_state, X, y, key, start) -> (params, opt_state, metrics, finite)``:
-    epochs ``start .. start + length - 1`` in one ``lax.scan``, metrics stacked per epoch,
-    ``finite`` whether every parameter is finite at the end."""
+def epochs_function(model, loss, optimizer, accuracy, placement, n_samples, batch_size,
+                    length):
+    """The pure ``run(params, opt_state, X, y, key, start) -> (params, opt_state, metrics,
+    finite)``: epochs ``start .. start + length - 1`` in one ``lax.scan``, metrics stacked
+    per epoch, ``finite`` whether every parameter is finite at the end. ``fit`` jits it;
+    ``purenn.experiments`` vmaps it over seeds."""
     epoch = _epoch_function(_step_function(model, loss, optimizer, accuracy, placement),
                             n_samples, batch_size)
 
@@ -262,7 +263,14 @@ def _chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_
                                     for leaf in jax.tree.leaves(params)]))
         return params, opt_state, metrics, finite
 
-    return jax.jit(run)
+    return run
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_size, length):
+    """``epochs_function`` compiled, once per distinct set of arguments."""
+    return jax.jit(epochs_function(model, loss, optimizer, accuracy, placement, n_samples,
+                                   batch_size, length))
 
 
 def _chunk_ends(epochs: int, first: int, every: int, checkpoint_every: int | None):
