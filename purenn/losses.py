@@ -14,12 +14,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purenn._checks import check_matrix
 from purenn.ops.losses import (
     binary_crossentropy,
     binary_targets,
     categorical_crossentropy,
     categorical_targets,
+    check_predictions,
     softmax_categorical_crossentropy,
 )
 
@@ -42,7 +42,7 @@ def categorical_accuracy(y_pred: jax.Array, y_true) -> jax.Array:
     Returns:
       a scalar in ``[0, 1]`` of ``y_pred``'s dtype.
     """
-    y_pred = check_matrix("y_pred", y_pred, what="categorical_accuracy: ")
+    y_pred = check_predictions(y_pred, what="categorical_accuracy")
     onehot = categorical_targets(y_pred, y_true, what="categorical_accuracy")
     hits = jnp.argmax(y_pred, axis=1) == jnp.argmax(onehot, axis=1)
     return jnp.mean(hits.astype(y_pred.dtype))
@@ -55,7 +55,7 @@ def binary_accuracy(y_pred: jax.Array, y_true) -> jax.Array:
       y_pred: probabilities, shape ``(N, J)``.
       y_true: 0/1 targets of the same shape.
     """
-    y_pred = check_matrix("y_pred", y_pred, what="binary_accuracy: ")
+    y_pred = check_predictions(y_pred, what="binary_accuracy")
     targets = binary_targets(y_pred, y_true, what="binary_accuracy")
     hits = (y_pred > 0.5).astype(y_pred.dtype) == targets
     return jnp.mean(hits.astype(y_pred.dtype))

@@ -78,6 +78,9 @@ ROWS = {
     "inf inputs": (lambda: pn.evaluate(MODEL, CCE, PARAMS, np.full((30, 2), np.inf), Y),
                    ValueError, r"X holds NaN or inf values"),
     "empty data": (lambda: fit(X=X[:0], y=Y[:0]), ValueError, r"X is empty \(0 samples\)"),
+    "empty batch in a loss": (lambda: CCE(jnp.zeros((0, 3)), jnp.zeros(0, jnp.int32)),
+                              ValueError, r"y_pred of shape \(0, 3\) is empty; it needs at "
+                                          r"least one sample"),
     "epochs < 1": (lambda: fit(epochs=0), ValueError, r"epochs must be >= 1; got 0"),
     "batch size too large": (lambda: fit(batch_size=31), ValueError,
                              r"batch_size must be between 1 and the number of samples \(30\)"),

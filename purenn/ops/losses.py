@@ -117,6 +117,16 @@ _binary_crossentropy.defvjp(_binary_crossentropy_fwd, _binary_crossentropy_bwd)
 # --- public wrappers: checks and label formats ----------------------------------------
 
 
+def check_predictions(y_pred, *, what: str) -> jax.Array:
+    """``y_pred`` as a non-empty floating ``(N, C)`` array: a mean over no samples (or
+    outputs) is undefined, so an empty batch is an error rather than a NaN loss."""
+    y_pred = check_matrix("y_pred", y_pred, what=f"{what}: ")
+    if 0 in y_pred.shape:
+        raise ValueError(f"{what}: y_pred of shape {tuple(y_pred.shape)} is empty; it "
+                         f"needs at least one sample and one output")
+    return y_pred
+
+
 def categorical_targets(y_pred: jax.Array, y_true, *, what: str) -> jax.Array:
     """``y_true`` as one-hot rows of ``y_pred``'s dtype, shape ``(N, C)``.
 
@@ -167,7 +177,7 @@ def categorical_crossentropy(y_pred: jax.Array, y_true) -> jax.Array:
     >>> float(categorical_crossentropy(jnp.array([[0.7, 0.2, 0.1]]), jnp.array([0])))
     0.356...
     """
-    y_pred = check_matrix("y_pred", y_pred, what="categorical_crossentropy: ")
+    y_pred = check_predictions(y_pred, what="categorical_crossentropy")
     onehot = categorical_targets(y_pred, y_true, what="categorical_crossentropy")
     return _categorical_crossentropy(y_pred, onehot)
 
@@ -182,7 +192,7 @@ def softmax_categorical_crossentropy(y_pred: jax.Array, y_true) -> jax.Array:
       y_pred: logits (the last dense layer's output), shape ``(N, C)``.
       y_true: sparse integer labels ``(N,)`` or one-hot ``(N, C)``.
     """
-    y_pred = check_matrix("y_pred", y_pred, what="softmax_categorical_crossentropy: ")
+    y_pred = check_predictions(y_pred, what="softmax_categorical_crossentropy")
     onehot = categorical_targets(y_pred, y_true, what="softmax_categorical_crossentropy")
     return _softmax_categorical_crossentropy(y_pred, onehot)
 
@@ -209,5 +219,5 @@ def binary_crossentropy(y_pred: jax.Array, y_true) -> jax.Array:
       y_pred: probabilities, shape ``(N, J)``.
       y_true: targets of the same shape, 0 or 1 (any numeric dtype).
     """
-    y_pred = check_matrix("y_pred", y_pred, what="binary_crossentropy: ")
+    y_pred = check_predictions(y_pred, what="binary_crossentropy")
     return _binary_crossentropy(y_pred, binary_targets(y_pred, y_true, what="binary_crossentropy"))
