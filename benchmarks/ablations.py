@@ -1,6 +1,7 @@
 """Where fit's time goes: fit's own compiled chunk program, called directly, and variants
-of it with one thing changed at a time (metrics, chunk length, dtype, the proposed dense
-backward). Each variant is a contender for ``timing.measure``."""
+of it with one thing changed at a time (metrics, chunk length, dtype, and the dense
+backward as the book writes it: purenn before its row-major ``dweights``). Each variant
+is a contender for ``timing.measure``."""
 
 from __future__ import annotations
 
@@ -75,10 +76,8 @@ def ablation_contenders(problem: Problem, chunk: int):
         ChunkProgram(problem, chunk, "  without the accuracy metric", accuracy=False),
         ChunkProgram(problem, long, f"  chunks of {long} epochs"),
         ChunkProgram(problem, chunk, "  float64 (jax_enable_x64)", dtype=jnp.float64),
-        ChunkProgram(problem, chunk, "  with proposal P1 (dense dweights GEMM)",
-                     context=proposals.patched),
-        ChunkProgram(problem, long, f"  P1 + chunks of {long} epochs",
-                     context=proposals.patched),
+        ChunkProgram(problem, chunk, "  the book's dweights = x.T @ dvalues (before the "
+                     "row-major GEMM)", context=proposals.book_dweights),
     ]
 
 

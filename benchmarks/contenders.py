@@ -106,7 +106,7 @@ class PurennFit(Contender):
         self.problem, self.chunk, self.name = problem, chunk, name
         self.context = context or contextlib.nullcontext
         # Own model and optimizer objects: fit's compiled chunks are cached per model, so
-        # a contender traced under a proposal never shares them with one traced without.
+        # a contender traced under a context never shares them with one traced without.
         self.model = book_model(problem.hidden)
         self.optimizer = pn.optimizers.adam(learning_rate=LEARNING_RATE, decay=DECAY)
         self.loss = pn.losses.softmax_categorical_crossentropy

@@ -1,86 +1,66 @@
-"""Prototypes of changes proposed to purenn, measured next to the library as it is.
+"""What makes ``fit`` fast, and prototypes of changes that were measured but *not applied*.
 
-Nothing here is imported by purenn. ``patched()`` swaps the proposed backward rule into
-``purenn.ops.dense``'s ``custom_vjp`` for the duration of a ``with`` block; a contender
-that runs under it is traced (and so compiled) with the proposal. Outside the block the
-library is untouched.
-
-Proposal P1 — the dense layer's ``dweights`` as a row-major GEMM on CPU
------------------------------------------------------------------------
-``dweights = x.T @ dvalues`` contracts the batch axis, dimension 0 of *both* operands.
-XLA:CPU hands that dot to Eigen with a column-major-ish output layout, and it is slow for
-the book's shapes: for ``h.T @ dlogits`` with ``h`` (3000, 512) and ``dlogits`` (3000, 3),
-~9 ms where the same FLOPs as a row-major GEMM take ~0.4 ms. Plain ``jax.grad`` emits the
-very same dot, so every JAX program with a thin dense layer pays it. The fix transposes the
-*smaller* operand first (``dvalues`` (N, n_out) or ``x`` (N, n_in)) and keeps XLA from
-folding the transpose back into the dot with ``lax.optimization_barrier``; when
-``n_out < n_in`` the (n_out, n_in) result is transposed afterwards, behind a second
-barrier so the GEMM writes row-major. Same math, same values (up to summation order). On
-other platforms (GPU, TPU), where the library's dot is already fine, ``platform_dependent``
-keeps the original rule.
+Nothing here is imported by purenn, and nothing here changes purenn's dense op: the dense
+backward described in ``FAST_FIT_DOC`` is in the library (``purenn/ops/dense.py``) and every
+``purenn fit`` contender runs it as shipped. P2 (``one_program``) swaps a stand-in for
+``train._chunk_runner`` for the duration of a ``with`` block; P3 needs no code here (an
+environment variable for a subprocess). Their diffs against purenn sit beside this file
+(``p2_one_program.diff``, ``p3_cli_cache.diff``; ``git apply``), for reference only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
+import inspect
 import sys
 
 import jax.numpy as jnp
 from jax import lax
 
-import purenn.ops  # noqa: F401  (makes sure the module below is loaded)
+import purenn.ops  # noqa: F401  (makes sure purenn.ops.dense is loaded)
 
 _dense_module = sys.modules["purenn.ops.dense"]
-ORIGINAL_DENSE_BWD = _dense_module._dense_bwd
+
+FAST_FIT_DOC = """\
+``dweights = x.T @ dvalues`` contracts the batch axis, dimension 0 of *both* operands.
+XLA:CPU hands that dot to Eigen with a column-major-ish output layout, and it is slow for
+the book's shapes: for ``h.T @ dlogits`` with ``h`` (3000, 512) and ``dlogits`` (3000, 3),
+~9 ms where the same FLOPs as a row-major GEMM take ~0.4 ms. Plain ``jax.grad`` emits the
+very same dot, so every JAX program with a thin dense layer pays it. purenn's dense op has
+a hand-written backward, so it can choose the layout: on CPU it transposes the *smaller*
+operand first (``dvalues`` (N, n_out) or ``x`` (N, n_in)) and keeps XLA from folding the
+transpose back into the dot with ``lax.optimization_barrier``; when ``n_out < n_in`` the
+(n_out, n_in) result is transposed afterwards, behind a second barrier, so the GEMM writes
+row-major. Same math, same values up to summation order. On other platforms (GPU, TPU)
+``lax.platform_dependent`` keeps the book's ``x.T @ dvalues``."""
 
 
-def _dweights_row_major(x, dvalues):
-    """``x.T @ dvalues`` as a GEMM over row-major operands (see the module docstring)."""
-    n_in, n_out = x.shape[1], dvalues.shape[1]
-    if n_out < n_in:
-        dweights_t = lax.optimization_barrier(dvalues.T) @ x  # (n_out, n_in)
-        return lax.optimization_barrier(dweights_t).T
-    return lax.optimization_barrier(x.T) @ dvalues  # (n_in, n_out)
-
-
-def _dweights_plain(x, dvalues):
-    return x.T @ dvalues
-
-
-def proposed_dense_bwd(residuals, dvalues):
-    """P1: the book's dense backward with ``dweights`` computed as a row-major GEMM on CPU."""
-    x, weights = residuals
-    dinputs = dvalues @ weights.T
-    dweights = lax.platform_dependent(x, dvalues, cpu=_dweights_row_major,
-                                      default=_dweights_plain)
-    dbiases = jnp.sum(dvalues, axis=0, keepdims=True)
-    return dinputs, dweights, dbiases
-
-
-# The diffs, against purenn as of this benchmark, sit beside this file (``git apply``).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def proposed_diff(name: str) -> str:
-    """The text of ``benchmarks/<name>.diff``, e.g. ``p1_dense_bwd``."""
-    with open(os.path.join(_HERE, f"{name}.diff")) as f:
-        return f.read()
+def shipped_dweights_source() -> str:
+    """The source of purenn's CPU ``dweights`` rule, as the library has it now."""
+    return inspect.getsource(_dense_module._dweights_row_major)
 
 
 @contextlib.contextmanager
-def patched():
-    """Trace ``purenn.ops.dense`` with the proposed backward rule inside the block."""
-    fwd = _dense_module._dense_fwd
-    _dense_module._dense.defvjp(fwd, proposed_dense_bwd)
+def book_dweights():
+    """Trace purenn's dense op with the book's plain ``dweights = x.T @ dvalues`` inside
+    the block: the library *before* the change above, for the ablation that measures it.
+    Outside the block the library is as shipped."""
+    module = _dense_module
+    fwd, shipped = module._dense_fwd, module._dense_bwd
+
+    def book_bwd(residuals, dvalues):
+        x, weights = residuals
+        return (dvalues @ weights.T, x.T @ dvalues, jnp.sum(dvalues, axis=0, keepdims=True))
+
+    module._dense.defvjp(fwd, book_bwd)
     try:
         yield
     finally:
-        _dense_module._dense.defvjp(fwd, ORIGINAL_DENSE_BWD)
+        module._dense.defvjp(fwd, shipped)
 
 
-# --- P2: one compiled program per fit, whatever the chunk lengths ------------------------
+# --- P2 (not applied): one compiled program per fit, whatever the chunk lengths -------
 
 P2_DOC = """\
 ``fit`` compiles one ``lax.scan`` program per distinct chunk length: a 1-epoch chunk for
@@ -171,14 +151,7 @@ def one_program(max_length):
         train._chunk_runner = original
 
 
-@contextlib.contextmanager
-def all_proposals(max_length):
-    """P1 and P2 together."""
-    with patched(), one_program(max_length):
-        yield
-
-
-# --- P3: JAX's persistent compilation cache in the CLI -----------------------------------
+# --- P3 (not applied): JAX's persistent compilation cache in the CLI -----------------
 
 P3_DOC = """\
 A fresh ``purenn book regularization`` spends most of its time to the first log line

@@ -135,7 +135,6 @@ def _cpu_model():
 
 
 def contenders_for(problem, chunk, *, numpy64):
-    from benchmarks import proposals
     from benchmarks.contenders import (
         BookNumpy,
         FlaxOptax,
@@ -145,11 +144,7 @@ def contenders_for(problem, chunk, *, numpy64):
     )
 
     contenders = [
-        PurennFit(problem, chunk),
-        PurennFit(problem, chunk, context=proposals.patched,
-                  name="purenn fit + proposal P1"),
-        PurennFit(problem, chunk, context=lambda: proposals.all_proposals(chunk),
-                  name="purenn fit + proposals P1 + P2"),
+        PurennFit(problem, chunk),  # purenn as shipped
         PlainJax(problem, chunk),
         FlaxOptax(problem, chunk),
         BookNumpy(problem, "float32"),
@@ -206,7 +201,8 @@ def size_table(report, samples, hidden, results):
 def compile_times(samples, hidden, chunk, reps):
     """Trace+lower and XLA-compile times of fit's chunk program for the book model (the
     lengths fit compiles: 1 for epoch 0, ``chunk`` for the rest), plain JAX's chunk, and
-    the wall time of a cold first ``fit`` call, each after clearing JAX's caches."""
+    the wall time of a cold first ``fit`` call, as shipped and with P2 (not applied),
+    each after clearing JAX's caches."""
     import jax
 
     import purenn as pn
@@ -257,9 +253,8 @@ def compile_times(samples, hidden, chunk, reps):
     jobs = {
         f"fit chunk, {chunk} epochs": lambda: fit_chunk(chunk),
         "fit chunk, 1 epoch (epoch 0)": lambda: fit_chunk(1),
-        f"fit chunk, {chunk} epochs, proposal P1": lambda: fit_chunk(chunk, proposals.patched),
         f"cold pn.fit(epochs={10 * chunk + 1}), wall (compiles 2 programs)": first_fit,
-        f"cold pn.fit(epochs={10 * chunk + 1}), wall, proposal P2 (1 program)":
+        f"cold pn.fit(epochs={10 * chunk + 1}), wall, with P2 (not applied; 1 program)":
             lambda: first_fit(lambda: proposals.one_program(chunk)),
         f"plain JAX chunk, {chunk} epochs (trace+lower+compile)": plain,
     }
@@ -322,7 +317,8 @@ def first_line_latency(command, reps, env=None):
 
 def cli_latency(reps):
     """First-line latency of the CLI (or, without it, of a ``pn.fit`` script), cold and
-    with JAX's persistent compilation cache filled by one earlier run (proposal P3)."""
+    with JAX's persistent compilation cache filled by one earlier run (P3, not applied:
+    measured by setting the cache directory for the subprocess)."""
     import importlib.util
     import shutil
     import tempfile
@@ -346,7 +342,8 @@ def cli_latency(reps):
                        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
             first_line_latency(command, 1, env)  # fills the cache
             median, line = first_line_latency(command, reps, env)
-            rows.append((name + ", persistent compilation cache warm (P3)", median, line))
+            rows.append((name + ", persistent compilation cache warm (P3, not applied)",
+                         median, line))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
     return rows
@@ -458,7 +455,7 @@ def main(argv=None) -> int:
 
     extras = {}
     if not args.no_extras:
-        from benchmarks import ablations, proposals
+        from benchmarks import ablations
         from benchmarks.contenders import make_problem
         from benchmarks.seeds import measure_seeds
         from benchmarks.timing import measure
@@ -490,13 +487,9 @@ def main(argv=None) -> int:
         seeds_size = _size(seeds_cfg["samples"], seeds_cfg["hidden"])
         report.say(f"== {seeds_cfg['seeds']} seeds of {seeds_size}, "
                    f"{seeds_cfg['epochs']} epochs each")
-        extras["seeds"] = {}
-        variants = [("as is", None), ("proposal P1", proposals.patched)]
-        for label, context in variants[:1] if quick else variants:
-            rows = measure_seeds(reps=args.reps, context=context or _null, **seeds_cfg)
-            extras["seeds"][label] = rows
-            for name, median, *_ in rows:
-                report.say(f"  seeds ({label}) {name:58s} {median:.3f} s")
+        extras["seeds"] = measure_seeds(reps=args.reps, **seeds_cfg)
+        for name, median, *_ in extras["seeds"]:
+            report.say(f"  seeds {name:58s} {median:.3f} s")
 
         if cli_reps:
             report.say("== first-epoch latency from a fresh process")
@@ -551,9 +544,9 @@ def write_report(report, args, env, main_sizes, measured, sweeps, extras, elapse
        f"{args.chunk} epochs in `lax.scan` and bring the metrics to the host after each "
        "chunk, as `fit` does to print the book's log line; the eager ones loop in Python.")
     md()
-    md(f"- **purenn fit**: `pn.fit(..., log_every={args.chunk})` as a user calls it.")
-    md("- **purenn fit + proposal P1**: the same, traced with the dense backward proposed "
-       "below (`benchmarks/proposals.py`), to show its effect.")
+    md(f"- **purenn fit**: `pn.fit(..., log_every={args.chunk})` as a user calls it, purenn "
+       "as shipped (its dense backward computes `dweights` as a row-major GEMM on CPU: see "
+       "*What makes fit fast*).")
     md("- **plain JAX (jax.grad)**: the same model and loss in plain `jnp` ops (softmax, "
        "clip, -log, L2 penalties), differentiated by `jax.value_and_grad`, the book's Adam "
        "inline, epochs in `lax.scan`.")
@@ -588,51 +581,45 @@ def write_report(report, args, env, main_sizes, measured, sweeps, extras, elapse
 
     md("## Targets")
     md()
-    rows = []
-    for label, fit_name in (("as is", "purenn fit"), ("with P1", "purenn fit + proposal P1")):
-        def exact(results, name=fit_name):
-            return [r for r in results if r.name == name][0]
-
-        fit_s, fit_l = exact(res_s), exact(res_l)
-        plain_s, plain_l = get(res_s, "plain JAX"), get(res_l, "plain JAX")
-        np_s, np_l = get(res_s, "NumPy book code (float32)"), get(res_l,
-                                                                   "NumPy book code (float32)")
-        rows.append(_target_row(f"{label}: fit ÷ plain JAX, {_size(*small)}",
-                                paired_ratio(fit_s, plain_s), TARGETS["fit_vs_plain_small"],
-                                "lower"))
-        rows.append(_target_row(f"{label}: fit ÷ plain JAX, {_size(*large)}",
-                                paired_ratio(fit_l, plain_l), TARGETS["fit_vs_plain_large"],
-                                "lower"))
-        rows.append(_target_row(f"{label}: NumPy (float32) ÷ fit, {_size(*small)}",
-                                paired_ratio(np_s, fit_s), TARGETS["numpy_vs_fit_small"],
-                                "higher"))
-        rows.append(_target_row(f"{label}: NumPy (float32) ÷ fit, {_size(*large)}",
-                                paired_ratio(np_l, fit_l), TARGETS["numpy_vs_fit_large"],
-                                "higher"))
-    compile_s = seeds_speedup = None
+    md("purenn as shipped. fit ÷ plain JAX and NumPy ÷ fit are paired per-epoch ratios from "
+       "the tables below; compile is trace + lower + XLA compile after `jax.clear_caches()`.")
+    md()
+    numpy32 = "NumPy book code (float32)"
+    rows = [
+        _target_row(f"fit ÷ plain JAX, {_size(*small)}",
+                    ratio(res_s, "purenn fit", "plain JAX"), TARGETS["fit_vs_plain_small"],
+                    "lower"),
+        _target_row(f"fit ÷ plain JAX, {_size(*large)}",
+                    ratio(res_l, "purenn fit", "plain JAX"), TARGETS["fit_vs_plain_large"],
+                    "lower"),
+        _target_row(f"NumPy (float32) ÷ fit, {_size(*small)}",
+                    ratio(res_s, numpy32, "purenn fit"), TARGETS["numpy_vs_fit_small"],
+                    "higher"),
+        _target_row(f"NumPy (float32) ÷ fit, {_size(*large)}",
+                    ratio(res_l, numpy32, "purenn fit"), TARGETS["numpy_vs_fit_large"],
+                    "higher"),
+    ]
     if "compile" in extras:
-        compile_s = sum(v[0] + v[1] for k, v in extras["compile"].items()
-                        if k.startswith(f"fit chunk, {args.chunk} epochs") and "P1" not in k)
+        chunks = {k: v for k, v in extras["compile"].items() if k.startswith("fit chunk")}
+        one = sum(sum(v) for k, v in chunks.items()
+                  if k.startswith(f"fit chunk, {args.chunk} epochs"))
         rows.append(_target_row(f"compile (trace+lower+XLA) of the book model's "
-                                f"{args.chunk}-epoch fit chunk, s", compile_s,
+                                f"{args.chunk}-epoch fit chunk, s", one,
                                 TARGETS["compile_s"], "lower"))
-        both = sum(sum(v) for k, v in extras["compile"].items()
-                   if k.startswith("fit chunk") and "P1" not in k)
         rows.append(_target_row("compile of both chunks a fit compiles (1 and "
-                                f"{args.chunk} epochs), s", both, TARGETS["compile_s"],
-                                "lower"))
+                                f"{args.chunk} epochs), s", sum(sum(v) for v in chunks.values()),
+                                TARGETS["compile_s"], "lower"))
     if "seeds" in extras:
-        for label, rows_s in extras["seeds"].items():
-            by = {name: median for name, median, *_ in rows_s}
-            names = list(by)
-            sequential = by[names[1]]
-            best = min(by[name] for name in names[2:])
-            seeds_speedup = sequential / best
-            rows.append(_target_row(f"{label}: {len(names) and rows_s[0][0].split()[0]} seeds, "
-                                    "sequential whole-run scans ÷ best batched", seeds_speedup,
-                                    TARGETS["seeds_speedup"], "higher"))
-            rows.append(_target_row(f"{label}: sequential pn.fit runs ÷ best batched",
-                                    by[names[0]] / best, TARGETS["seeds_speedup"], "higher"))
+        by = {name: median for name, median, *_ in extras["seeds"]}
+        names = list(by)
+        best_name = min(names[2:], key=by.get)
+        best = by[best_name]
+        n_seeds = names[0].split()[0]
+        rows.append(_target_row(f"{n_seeds} seeds: sequential whole-run scans ÷ best batched "
+                                f"({best_name.split(':')[0]})", by[names[1]] / best,
+                                TARGETS["seeds_speedup"], "higher"))
+        rows.append(_target_row(f"{n_seeds} seeds: sequential pn.fit runs ÷ best batched",
+                                by[names[0]] / best, TARGETS["seeds_speedup"], "higher"))
     if "traces" in extras:
         rows.append(("Python runs of the model during a warm "
                      f"{10 * args.chunk + 1}-epoch fit (per-epoch Python work)",
@@ -681,7 +668,8 @@ def write_report(report, args, env, main_sizes, measured, sweeps, extras, elapse
            f"{len(extras['compile']) and (args.reps if not args.quick else 1)} repetitions. "
            "`fit` compiles two programs on its first call: a 1-epoch chunk (so that epoch "
            "0's log line comes at once) and the "
-           f"{args.chunk}-epoch chunk for the rest.")
+           f"{args.chunk}-epoch chunk for the rest. The P2 row is an option *not applied* "
+           "(see the end of this report), measured with a stand-in for fit's chunk program.")
         md()
         rows = [(name, _ms(trace), _ms(comp), _ms((trace or 0) + comp))
                 for name, (trace, comp) in extras["compile"].items()]
@@ -713,30 +701,30 @@ def write_report(report, args, env, main_sizes, measured, sweeps, extras, elapse
         md()
 
     if "seeds" in extras:
-        cfg_rows = extras["seeds"]["as is"]
         md("## Many seeds at once")
         md()
-        md("The same S runs, several ways (see `benchmarks/seeds.py`); time for all S runs, "
-           "median; compile excluded; the last column compares each method's per-seed losses "
-           "at epoch 10 with the sequential runs' (later, ReLU units that flip on rounding "
-           "noise make any two implementations drift apart, as BOOK.md says).")
+        md("The same S runs, several ways, all with purenn as shipped (see "
+           "`benchmarks/seeds.py`); time for all S runs, median; compile excluded; the last "
+           "column compares each method's per-seed losses at epoch 10 with the sequential "
+           "runs' (later, ReLU units that flip on rounding noise make any two implementations "
+           "drift apart, as BOOK.md says).")
         md()
-        for label, rows_s in extras["seeds"].items():
-            sequential = rows_s[1][1]
-            rows = [(name, f"{median:.3f}", f"{sequential / median:.2f}×",
-                     "—" if comp is None else f"{comp:.2f}", f"{diff:.1e}")
-                    for name, median, comp, diff, _ in rows_s]
-            md(f"**{label}**")
-            md()
-            report.table(("method", "seconds, all seeds", "speed-up vs sequential scans",
-                          "compile, s", "max rel. diff of epoch-10 losses"), rows)
-        del cfg_rows
+        rows_s = extras["seeds"]
+        sequential = rows_s[1][1]
+        rows = [(name, f"{median:.3f}", f"{sequential / median:.2f}×",
+                 "—" if comp is None else f"{comp:.2f}", f"{diff:.1e}")
+                for name, median, comp, diff, _ in rows_s]
+        report.table(("method", "seconds, all seeds", "speed-up vs sequential scans",
+                      "compile, s", "max rel. diff of epoch-10 losses"), rows)
 
     if "cli" in extras:
         md("## First-epoch latency from a fresh process")
         md()
         md("Wall time from starting the process to its first log line (epoch 0), median of "
-           f"{args.reps}: Python start-up, imports, data, tracing and compiling, epoch 0.")
+           f"{args.reps}: Python start-up, imports, data, tracing and compiling, epoch 0. "
+           "The P3 rows are an option *not applied*: the same commands with JAX's persistent "
+           "compilation cache switched on by environment variables and filled by one earlier "
+           "run.")
         md()
         report.table(("command", "seconds", "first line"),
                      [(name, f"{median:.2f}" if median else "—", f"`{line}`")
@@ -744,45 +732,72 @@ def write_report(report, args, env, main_sizes, measured, sweeps, extras, elapse
 
     md("## Reading the results")
     md()
-    md("- **As is, `fit` and plain JAX run the same matmuls.** The book's hand-written "
-       "backward formulas are exactly what autodiff derives for this model, so the XLA "
-       "programs are nearly the same and so are the times; what `fit` adds (metrics, "
-       "chunked host loop) costs little (see *Where fit's time goes*).")
-    md("- **Both pay for one slow dot.** `dweights = x.T @ dvalues` contracts the batch "
-       "axis of both operands; XLA:CPU runs that dot far below the speed of the same "
-       "FLOPs laid out as a row-major GEMM. A hand-written VJP can choose the layout, "
-       "autodiff cannot: proposal P1 below.")
+    md("- **fit against plain JAX and Flax.** The book's hand-written backward formulas are "
+       "what autodiff derives for this model, with one difference in the compiled program: "
+       "purenn's dense backward computes `dweights = x.T @ dvalues` as a row-major GEMM on "
+       "CPU, where `jax.grad` (plain JAX, Flax) emits a dot that contracts the batch axis "
+       "of both operands, which XLA:CPU runs far below the speed of the same FLOPs as a "
+       "GEMM (see *What makes fit fast*). What `fit` adds (metrics every epoch, the "
+       "chunked host loop, the NaN check) costs little: see *Where fit's time goes*.")
+    md("- **NumPy.** The book's NumPy code does the same FLOPs per epoch with OpenBLAS "
+       "(best of 1 and 2 threads each repetition). At small sizes an epoch is tens of "
+       "microseconds and NumPy's cost is per-op Python and dispatch overhead; at large "
+       "sizes both are bound by the same matmuls, so the ratio tends to fall as the hidden "
+       "width grows (see the sweep).")
+    md("- **Compile.** `fit` compiles two programs on its first call (the 1-epoch chunk "
+       "for epoch 0's log line, then the log_every chunk), each a full XLA compile of the "
+       "same step; P2 (not applied) would compile one.")
     md("- **Metrics, chunk length, dtype.** The accuracy metric computed every epoch costs "
        "a few percent at most; chunks of 1000 epochs instead of 100 help only where an "
        "epoch is a few microseconds; float64 is slower everywhere (benchmarks use "
        "float32, JAX's default).")
     md("- **Many seeds.** On this CPU, batching seeds (vmap, or stacking them into one "
        "model) makes each kernel bigger but not proportionally faster (bigger kernels go "
-       "multi-threaded, and on 2 shared cores that costs), and vmap's batched dots inherit "
-       "the slow-layout problem P1 fixes. A seed-major stack whose second layer uses P1's "
-       "layout can beat the library as it is; once P1 is in, sequential whole-run scans "
-       "are as fast or faster. The gain depends on the machine's load more than anything "
-       "else here; on a GPU, where kernels are wide, batching should win (not measured).")
+       "multi-threaded, and on 2 shared cores that costs), and vmap's batched dots "
+       "contract the batch axis again, the slow layout that purenn's dense backward "
+       "avoids for one run. Which way wins depends on the machine's load more than "
+       "anything else here; on a GPU, where kernels are wide, batching should win (not "
+       "measured).")
     md("- **Eager libraries and threads.** NumPy (OpenBLAS) and PyTorch are timed with "
        "1 thread and with their default every repetition and the faster counts: on a "
        "shared 2-core machine the second thread often waits for a core and is many times "
        "slower, sometimes faster.")
     md()
-    md("## Proposal P1: the dense backward as a row-major GEMM on CPU")
+    md("## What makes fit fast: the dense backward as a row-major GEMM on CPU")
     md()
-    md(proposals.__doc__.split("-" * 71 + "\n", 1)[-1].strip())
+    md("Applied in `purenn/ops/dense.py`; every `purenn fit` number above includes it.")
     md()
-    md("```diff")
-    md(proposals.proposed_diff("p1_dense_bwd").rstrip())
+    md(proposals.FAST_FIT_DOC)
+    md()
+    md("```python")
+    md(proposals.shipped_dweights_source().rstrip())
     md("```")
     md()
-    md("## Proposal P2: one compiled program per fit")
+    md("Measured effect: in the run of this benchmark before the change was applied "
+       "(2026-11-27, where it was the contender *purenn fit + proposal P1*; the "
+       "`docs/benchmarks.md` of commit de1b9ea), it made `pn.fit` 1.78× faster per epoch "
+       "at 300×64 (0.0564 → 0.0301 ms) and 2.53× at 3000×512 (4.763 → 1.850 ms), paired "
+       "ratios. In this run, the row *the book's dweights = x.T @ dvalues* in *Where fit's "
+       "time goes* is fit's chunk program with the change undone.")
+    md()
+    md("## Options measured but not applied")
+    md()
+    md("Neither is in purenn; both are documented here as measured options only.")
+    md()
+    md("### P2: one compiled program per fit (not applied)")
     md()
     md(proposals.P2_DOC)
     md()
-    md("## Proposal P3: a persistent compilation cache for the CLI")
+    md("Not applied: it replaces the `lax.scan` over epochs, which purenn's specification "
+       "requires, with a `lax.fori_loop` (a while loop). Diff: `benchmarks/p2_one_program."
+       "diff`; measured in *Compile time* (cold `pn.fit` with P2).")
+    md()
+    md("### P3: a persistent compilation cache for the CLI (not applied)")
     md()
     md(proposals.P3_DOC)
+    md()
+    md("Not applied: by default it would write a cache into the user's home directory. "
+       "Diff: `benchmarks/p3_cli_cache.diff`; measured in *First-epoch latency* (P3 rows).")
     md()
 
 

@@ -1,4 +1,4 @@
-"""Many seeds at once: S independent runs of the book model, four ways.
+"""Many seeds at once: S independent runs of the book model, several ways.
 
 - ``S × pn.fit``: what a user writes first, one run after another.
 - ``S × scan``: fit's compiled program for the whole run (``train._chunk_runner`` with the
@@ -13,8 +13,13 @@
   summation order.
 - ``seed-major``: the same stack with the seed axis first, (S, N, H): the first layer as
   broadcast products (K = 2), the second a grouped dense op (a ``custom_vjp`` whose
-  ``dweights`` is the row-major batched GEMM of proposal P1 and whose ``dinputs``, K = 3,
-  is a sum of broadcast products), so that no batched dot contracts the batch axis.
+  ``dweights`` is a row-major batched GEMM, the layout purenn's dense op uses on CPU, and
+  whose ``dinputs``, K = 3, is a sum of broadcast products), so that no batched dot
+  contracts the batch axis.
+- ``fit_seeds``: ``purenn.experiments.fit_seeds`` (the CLI's ``--seeds``), where present.
+
+Every method runs purenn as shipped: the ones built from purenn's ops (all but
+``seed-major``'s own second layer) use its dense op, row-major ``dweights`` included, once.
 
 All start each seed from ``model.init(key_s)`` and end with per-seed metrics. Runs of
 1000 epochs drift apart through ReLU units that flip on rounding noise (see BOOK.md), so
@@ -23,6 +28,7 @@ the methods are compared on the loss of epoch 10.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import jax
@@ -61,7 +67,7 @@ def _grouped_dense_bwd(residuals, dvalues):
     dh = dvalues[:, :, 0:1] * w[:, None, :, 0]
     for c in range(1, w.shape[2]):
         dh = dh + dvalues[:, :, c:c + 1] * w[:, None, :, c]
-    # dweights = h^T @ dvalues per seed, as a row-major batched GEMM (proposal P1).
+    # dweights = h^T @ dvalues per seed, as a row-major batched GEMM (as purenn's dense).
     dw_t = lax.optimization_barrier(jnp.swapaxes(dvalues, 1, 2)) @ h  # (S, C, H)
     dw = jnp.swapaxes(lax.optimization_barrier(dw_t), 1, 2)
     return dh, dw, jnp.sum(dvalues, axis=1, keepdims=True)
@@ -284,7 +290,8 @@ class FitSeeds:
         return np.asarray(history["loss"][:, m._compare])
 
 
-def measure_seeds(*, samples, hidden, seeds, epochs, reps, context, log=None):
+def measure_seeds(*, samples, hidden, seeds, epochs, reps, context=contextlib.nullcontext,
+                  log=None):
     """Time each method ``reps`` times, interleaved. Returns rows of
     ``(method, median seconds, compile seconds or None, max relative difference of the
     per-seed losses of epoch 10 from the sequential runs', all times)``."""
