@@ -269,14 +269,7 @@ def _seeds_runner(model, loss, optimizer, n_samples, batch_size, length):
 
 @functools.lru_cache(maxsize=32)
 def _seeds_evaluate(model, loss, accuracy):
-    def evaluate(params, X, y):
-        output = model.apply(params, X)
-        metrics = {"loss": loss(output, y)}
-        if accuracy is not None:
-            metrics["accuracy"] = accuracy(output, y)
-        return metrics
-
-    return jax.jit(jax.vmap(evaluate))
+    return jax.jit(jax.vmap(_train.evaluation_function(model, loss, accuracy)))
 
 
 def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,

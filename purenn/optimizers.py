@@ -270,6 +270,12 @@ def _check_grads(name: str, grads, moments, params) -> None:
 # --- the public functions ------------------------------------------------------------
 
 
+def _cache_scaled_updates(lr, grads, cache, epsilon):
+    """Adagrad's and RMSprop's step ``-lr * g / (sqrt(c) + epsilon)``, epsilon outside."""
+    return jax.tree_util.tree_map(
+        lambda g, c: -_like(lr, g) * g / (jnp.sqrt(c) + epsilon), grads, cache)
+
+
 def apply_updates(params, updates):
     """``params + updates``, leaf by leaf, each result cast back to its param's dtype.
 
@@ -379,8 +385,7 @@ def adagrad(learning_rate=1.0, decay: float = 0.0, epsilon: float = 1e-7
         del params  # unused
         lr = rate(state.count, state.learning_rate.dtype)
         cache = jax.tree_util.tree_map(lambda c, g: c + g**2, state.cache, grads)
-        updates = jax.tree_util.tree_map(
-            lambda g, c: -_like(lr, g) * g / (jnp.sqrt(c) + epsilon), grads, cache)
+        updates = _cache_scaled_updates(lr, grads, cache, epsilon)
         return updates, AdagradState(state.count + 1, lr, cache)
 
     return GradientTransformation(init, update)
@@ -416,8 +421,7 @@ def rmsprop(learning_rate=0.001, decay: float = 0.0, epsilon: float = 1e-7,
         lr = rate(state.count, state.learning_rate.dtype)
         cache = jax.tree_util.tree_map(
             lambda c, g: rho * c + (1 - rho) * g**2, state.cache, grads)
-        updates = jax.tree_util.tree_map(
-            lambda g, c: -_like(lr, g) * g / (jnp.sqrt(c) + epsilon), grads, cache)
+        updates = _cache_scaled_updates(lr, grads, cache, epsilon)
         return updates, RmspropState(state.count + 1, lr, cache)
 
     return GradientTransformation(init, update)

@@ -363,8 +363,8 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     epochs = check_epochs(epochs)
     X, y = check_dataset(model, loss, params, X, y)
     batch_size = check_batch_size(batch_size, X.shape[0])
-    every = _check_every("log_every", log_every, allow_none=True) or 100
-    checkpoint_every = _check_every("checkpoint_every", checkpoint_every, allow_none=True)
+    every = _check_every("log_every", log_every) or 100
+    checkpoint_every = _check_every("checkpoint_every", checkpoint_every)
     if checkpoint_every and checkpoint_path is None:
         raise ValueError("checkpoint_every needs checkpoint_path: where to save")
     if validation_data is not None:
@@ -421,7 +421,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     return params, opt_state, history
 
 
-def _check_every(name, value, *, allow_none):
+def _check_every(name, value):
     if value is None or value == 0:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -523,8 +523,10 @@ def _resume(path, params, opt_state, key):
 # --- evaluation -----------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _jitted_evaluate(model, loss, accuracy):
+def evaluation_function(model, loss, accuracy):
+    """The pure ``evaluate_batch(params, X, y) -> {"loss", "accuracy"}`` in inference mode.
+    ``evaluate`` jits it; ``purenn.experiments`` vmaps it over seeds."""
+
     def evaluate_batch(params, X, y):
         output = model.apply(params, X)
         metrics = {"loss": loss(output, y)}
@@ -532,7 +534,12 @@ def _jitted_evaluate(model, loss, accuracy):
             metrics["accuracy"] = accuracy(output, y)
         return metrics
 
-    return jax.jit(evaluate_batch)
+    return evaluate_batch
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_evaluate(model, loss, accuracy):
+    return jax.jit(evaluation_function(model, loss, accuracy))
 
 
 def evaluate(model: Layer, loss: Callable, params, X, y, *,
