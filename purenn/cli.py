@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 import purenn as pn
-from purenn import experiments
+from purenn import experiments, sweep
 from purenn.experiments import BOOK, OPTIMIZERS, Config
 
 DEFAULT_EPOCHS = 10001
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "experiments, or train your own network on the book's toy data.",
         epilog="Run 'purenn book --help' or 'purenn train --help' for the options.")
     parser.add_argument("--version", action="version", version=f"purenn {pn.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{book,train}",
+    commands = parser.add_subparsers(dest="command", metavar="{book,train,sweep}",
                                      parser_class=_Parser)
 
     book = commands.add_parser(
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                      help="shuffled minibatches of B samples (default: full batch)")
     _shared_options(train)
+    sweep.add_parser(commands, train)  # purenn sweep: train's options, numeric ones as lists
     return parser
 
 
@@ -344,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     sub = args.parser
+    if args.command == "sweep":
+        return sweep.main(args, sub)
     if args.command == "book":
         if args.list:
             width = max(map(len, BOOK))
