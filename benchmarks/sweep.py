@@ -100,24 +100,26 @@ def _numpy_study(epochs: int, seeds: int) -> dict:
     from purenn import experiments
 
     book = _book_classes()
-    accuracies = []
-    start = time.perf_counter()
+    runs = []  # the data and initial weights first: the timing is the training alone
     for l2, rate, seed in itertools.product(STUDY_L2, STUDY_DROPOUT, range(seeds)):
         config = experiments.Config(weight_l2=l2, bias_l2=5e-4, dropout=rate,
                                     optimizer_args=(("learning_rate", 0.02),
                                                     ("decay", 5e-7)), epochs=epochs)
         k_train, k_val, k_init, _ = experiments.seed_keys(seed)
         with jax.enable_x64(False):
-            X, y = (np.asarray(a) for a in config.make_data(k_train, config.samples))
-            X_val, y_val = (np.asarray(a) for a in config.make_data(k_val, 100))
+            X, y = (np.array(a) for a in config.make_data(k_train, config.samples))
+            X_val, y_val = (np.array(a) for a in config.make_data(k_val, 100))
             params = experiments.components(config)[0].init(k_init)
-        first, last = params[0], params[-1]
+        runs.append((l2, rate, seed, X, y, X_val, y_val, params[0], params[-1]))
+    accuracies = []
+    start = time.perf_counter()
+    for l2, rate, seed, X, y, X_val, y_val, first, last in runs:
         np.random.seed(seed)
         dense1 = book.Layer_Dense(2, 64, weight_regularizer_l2=l2, bias_regularizer_l2=5e-4)
         dense2 = book.Layer_Dense(64, 3)
-        dense1.weights, dense1.biases = (np.asarray(first[k], np.float32)
+        dense1.weights, dense1.biases = (np.array(first[k], np.float32)
                                          for k in ("weights", "biases"))
-        dense2.weights, dense2.biases = (np.asarray(last[k], np.float32)
+        dense2.weights, dense2.biases = (np.array(last[k], np.float32)
                                          for k in ("weights", "biases"))
         relu = book.Activation_ReLU()
         dropout = book.Layer_Dropout(rate) if rate else None
