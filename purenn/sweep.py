@@ -23,17 +23,21 @@ metrics are those the command prints.
 **One compile per structure.** Runs whose models and optimizers differ only in the values
 of their hyperparameters share one compiled training program: layers and optimizers are
 pytrees whose hyperparameters are leaves, and ``pn.fit`` takes them as arguments of its
-compiled program. A value of 0 can change a model's structure (``Config.model()`` has no
-dropout layer at rate 0; a dense layer has no L2 term at strength 0), so in a sweep where
-an option is nonzero somewhere, every cell's model and optimizer get that piece, with the
-value 0 where the cell has 0: a dropout layer at rate 0 keeps every unit (``x * 1``), an
-L2 term of strength 0 adds 0, and such a run reproduces its ``purenn train`` run bit for
-bit.
+compiled program. A value of 0 can change a model's structure: ``Config.model()`` has no
+dropout layer at rate 0 and no penalty term at strength 0. In a sweep where the dropout
+rate is nonzero somewhere, every cell's model gets the dropout layer, at rate 0 where the
+cell has 0: it keeps every unit and draws no mask, and the run is bit for bit the
+``purenn train`` run without the layer. A penalty term of strength 0 adds 0 too, but its
+program can sum the gradients in another order (a last-bit difference that 10,000 epochs
+can make visible), so a sweep of ``weight_l2`` over 0 and nonzero values trains two
+structures, one program each, when its runs go one after another.
 
 **Sequential or vmapped.** On a CPU the runs go one after another through ``pn.fit``
 (faster there than batching them). On an accelerator the runs of one structure are
 stacked and trained together by one ``jax.vmap``-ed program, in groups that fit the
-device's memory; ``mode="vmap"`` forces that on a CPU too (the two agree to rounding).
+device's memory; ``mode="vmap"`` forces that on a CPU too. Vmapped runs agree with the
+sequential ones (and their ``purenn train`` commands) to rounding, not bit for bit, so
+there penalty terms are added at 0 as well: one structure, one program.
 
 The ``purenn sweep`` command (bottom of this module) runs a grid given as comma lists of
 ``purenn train`` options and writes ``runs.csv``, ``summary.csv`` and ``sweep.png``.
@@ -82,9 +86,13 @@ _CONFIG_FIELDS = ("samples", "classes", "validation_samples", "weight_l1", "weig
 _OPTIMIZER_ARGS = ("learning_rate", "decay", "momentum", "epsilon", "rho", "beta_1",
                    "beta_2")
 SWEEPABLE = _CONFIG_FIELDS + _OPTIMIZER_ARGS
-# Hyperparameters whose value 0 may leave a piece out of the model or optimizer.
-_ZERO_OMITS = ("weight_l1", "weight_l2", "bias_l1", "bias_l2", "dropout", "momentum",
-               "decay")
+# Hyperparameters whose value 0 leaves a piece out of the model (``Config.model()``): no
+# dropout layer at rate 0, no penalty term at strength 0. A sweep puts the piece, at 0, in
+# every cell where some cell has it; run one after another, only where that is bit for bit
+# the run without it (a dropout layer at rate 0: measured and tested); vmapped (where runs
+# agree with their own commands to rounding only), always.
+_ZERO_OMITS = {"sequential": ("dropout",),
+               "vmap": ("dropout", "weight_l1", "weight_l2", "bias_l1", "bias_l2")}
 
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
@@ -104,6 +112,8 @@ def _check_grid(config: Config, grid: Mapping[str, Sequence[float]]) -> dict:
         if name in _OPTIMIZER_ARGS and name not in OPTIMIZERS[config.optimizer]:
             raise ValueError(f"grid: {name!r} is not an argument of {config.optimizer} "
                              f"(it takes {', '.join(OPTIMIZERS[config.optimizer])})")
+        if isinstance(values, np.ndarray) and values.ndim == 1:
+            values = values.tolist()
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise TypeError(f"grid[{name!r}] must be a list of values; got "
                             f"{type(values).__name__}")
@@ -192,9 +202,10 @@ def _value(config: Config, name: str):
     return dict(config.optimizer_args).get(name)
 
 
-def _padding(config: Config, grid: Mapping[str, Sequence[float]]) -> tuple[str, ...]:
-    """The swept hyperparameters that are 0 in some cell and nonzero in another."""
-    return tuple(name for name in grid if name in _ZERO_OMITS
+def _padding(grid: Mapping[str, Sequence[float]], mode: str) -> tuple[str, ...]:
+    """The swept hyperparameters whose piece every cell gets: 0 in some cell and nonzero
+    in another, and padded in ``mode``."""
+    return tuple(name for name in grid if name in _ZERO_OMITS[mode]
                  and any(v == 0 for v in grid[name]) and any(v != 0 for v in grid[name]))
 
 
@@ -308,7 +319,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     if not isinstance(config, Config):
         raise TypeError(f"config must be an experiments.Config; got {type(config).__name__}")
     grid = _check_grid(config, grid)
-    seeds = [experiments_seed(seed) for seed in seeds]
+    seeds = [_check_seed(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed, e.g. seeds=[0]")
     if len(set(seeds)) != len(seeds):
@@ -316,7 +327,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     mode = default_mode() if mode is None else mode
     if mode not in ("sequential", "vmap"):
         raise ValueError(f"mode must be 'sequential' or 'vmap' (or None); got {mode!r}")
-    padding = _padding(config, grid)
+    padding = _padding(grid, mode)
     runs = []
     for values in cells(grid):
         run_config = apply_values(config, values)
@@ -348,7 +359,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     return sorted(results, key=lambda r: order[(tuple(r.values.items()), r.seed)])
 
 
-def experiments_seed(seed) -> int:
+def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
             0 <= seed < 2**31):
         raise ValueError(f"seeds must be integers in [0, 2**31); got {seed!r}")

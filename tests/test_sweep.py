@@ -102,8 +102,8 @@ def test_run_grid_trains_every_cell_for_every_seed(results):
 
 @pytest.mark.parametrize("index", [0, 6])  # (0, 0), seed 0; (5e-4, 0.1), seed 0
 def test_each_run_is_the_run_purenn_train_makes(results, index):
-    # Cells with dropout 0 or L2 0 run with a dropout layer at rate 0 and an L2 term of
-    # strength 0 (one structure for the sweep): bit for bit the run without them.
+    # Cells with dropout 0 run with a dropout layer at rate 0 (one structure for the
+    # dropout values): bit for bit the run without it.
     r = results[index]
     alone = experiments.run(r.config, r.seed, log_every=None, log_fn=None, progress=False)
     assert r.metrics["train_loss"] == alone.history["loss"][-1]
@@ -113,6 +113,25 @@ def test_each_run_is_the_run_purenn_train_makes(results, index):
     np.testing.assert_array_equal(r.history["loss"], alone.history["loss"])
     for a, b in zip(jax.tree.leaves(r.params), jax.tree.leaves(alone.params)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_dropout_rate_of_0_keeps_the_layer_in_a_sweep_of_dropout():
+    grid = {"weight_l2": [0.0, 1e-4], "dropout": [0.0, 0.1], "learning_rate": [0.01, 0.02]}
+    # one after another only where it is bit for bit the run without the piece (dropout);
+    # vmapped (equal to rounding only, anyway) penalty terms of strength 0 too
+    assert sweep._padding(grid, "sequential") == ("dropout",)
+    assert sweep._padding(grid, "vmap") == ("weight_l2", "dropout")
+    assert sweep._padding({"dropout": [0.1, 0.2]}, "sequential") == ()
+    config = sweep.apply_values(BASE, {"weight_l2": 0.0, "dropout": 0.0})
+    own = experiments.components(config)[0]
+    assert [type(layer).__name__ for layer in own.layers] == ["Dense", "Relu", "Dense"]
+    model = sweep._run_components(config, ("dropout",))[0]
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Relu", "Dropout",
+                                                                "Dense"]
+    assert model.layers[2].rate == 0.0 and model.layers[0].weight_l2 is None
+    model = sweep._run_components(config, ("weight_l2", "dropout"))[0]
+    assert model.layers[2].rate == 0.0 and model.layers[0].weight_l2 == 0.0
+    assert model.layers[0].bias_l2 is None
 
 
 def test_summarize_is_the_mean_and_sample_std_over_seeds(results):
@@ -188,11 +207,11 @@ def test_one_compile_per_structure(results):
 
     names, listener = _compile_events()
     try:
-        sweep.run_grid(config(7, 11, 5), {"weight_l2": [0.0, 1e-4], "dropout": [0.0, 0.1]},
+        sweep.run_grid(config(7, 11, 5), {"weight_l2": [1e-4, 2e-4], "dropout": [0.0, 0.1]},
                        [3, 4], progress=False, mode="sequential")
         grid = list(names)
         names.clear()
-        sweep.run_grid(config(7, 11, 5), {"weight_l2": [2e-4, 0.0], "dropout": [0.2, 0.0]},
+        sweep.run_grid(config(7, 11, 5), {"weight_l2": [5e-4, 3e-4], "dropout": [0.2, 0.0]},
                        [5, 6], progress=False, mode="sequential")
         again = list(names)
         names.clear()
