@@ -50,6 +50,7 @@ import copy
 import csv
 import dataclasses
 import functools
+import io
 import itertools
 import math
 import os
@@ -419,7 +420,7 @@ _MEMORY_FRACTION = 0.5  # of the device's memory, for one vmapped group
 _FALLBACK_MEMORY = 2**30  # bytes, when the device does not say
 
 
-def _group_size(config: Config, model, params, count: int) -> int:
+def _group_size(config: Config, params, count: int) -> int:
     """How many runs of ``config`` one vmapped program trains at once: as many as fit in
     ``_MEMORY_FRACTION`` of the device's memory, by a generous per-run estimate (params,
     gradients and optimizer moments, each kept twice by the loop, the data, and the
@@ -432,7 +433,7 @@ def _group_size(config: Config, model, params, count: int) -> int:
                           + 8 * _train.CHUNK)
     try:
         stats = jax.devices()[0].memory_stats() or {}
-    except Exception:  # noqa: BLE001 (not every backend reports memory)
+    except (RuntimeError, NotImplementedError, AttributeError):  # not every backend says
         stats = {}
     budget = _MEMORY_FRACTION * stats.get("bytes_limit", _FALLBACK_MEMORY)
     return int(max(1, min(count, budget // max(per_run, 1))))
@@ -451,8 +452,8 @@ def _train_vmapped(runs, padding, data: _Data, done):
                 done(_train_one(config, values, seed, padding, data))
             continue
         config = members[0][2]
-        model, loss, _ = _run_components(config, padding)
-        size = _group_size(config, model, _initial_params(config, model, members[0][1]),
+        model = _run_components(config, padding)[0]
+        size = _group_size(config, _initial_params(config, model, members[0][1]),
                            len(members))
         for first in range(0, len(members), size):
             for result in _train_group(members[first:first + size], padding, data):
@@ -860,14 +861,20 @@ def _prepare_out(parser, out: str) -> str:
 
 
 def _read_runs(parser, path, header):
-    """The rows of an existing runs.csv, checked against ``header``."""
+    """The complete rows of an existing runs.csv, checked against ``header`` (a last row
+    without its line end, from a process killed while writing it, is left out)."""
     try:
         with open(path, newline="") as file:
-            reader = csv.reader(file)
-            rows = list(reader)
+            text = file.read()
     except OSError as err:
         _error(parser, f"cannot read {path!r}: {err.strerror or err}")
-    except (csv.Error, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        _error(parser, f"{path!r} is not a sweep's {RUNS}: {err}")
+    if not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
         _error(parser, f"{path!r} is not a sweep's {RUNS}: {err}")
     if not rows:
         return []
@@ -875,6 +882,18 @@ def _read_runs(parser, path, header):
         _error(parser, f"{path!r} has the columns {','.join(rows[0])}, this sweep writes "
                        f"{','.join(header)}: it holds another sweep; give another --out")
     return [dict(zip(header, row)) for row in rows[1:] if len(row) == len(header)]
+
+
+def _start_runs(path, header, rows):
+    """Write ``header`` and ``rows`` (dicts) to ``path``, replacing it atomically."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows([row[name] for name in header] for row in rows)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def _row_key(names, values, seed):
@@ -979,11 +998,9 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
              f"training the other {todo}")
     finished = 0
     try:
-        with open(runs_path, "a" if kept else "w", newline="") as file:
+        _start_runs(runs_path, header, previous)
+        with open(runs_path, "a", newline="") as file:
             writer = csv.writer(file)
-            if not kept:
-                writer.writerow(header)
-                file.flush()
 
             def write(result):
                 nonlocal finished
@@ -1009,6 +1026,17 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"{parser.prog}: error: cannot write {runs_path!r}: {err.strerror or err}",
               file=sys.stderr)
         return 1
+
+    try:
+        return _finish(out, runs_path, names, grid, commands, results, kept, note)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; {runs_path} holds every run", file=sys.stderr)
+        return 130
+
+
+def _finish(out, runs_path, names, grid, commands, results, kept, note):
+    """The summary (printed and written) and the picture of a finished sweep."""
+    from purenn import cli
 
     by_key = {_row_key(names, r.values, r.seed): r for r in results}
     by_key.update({key: r for key, r in kept.items() if key in commands})

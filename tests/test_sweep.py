@@ -162,10 +162,19 @@ def test_on_result_and_skip(results):
         assert r.metrics == same[(tuple(r.values.values()), r.seed)]
 
 
-def test_vmapped_runs_are_the_sequential_runs(results):
+def test_vmapped_runs_are_the_sequential_runs(results, monkeypatch):
     # The path accelerators take, forced on the CPU, in float64: the same runs to
-    # rounding (vmapped dots may sum in another order).
+    # rounding (vmapped dots may sum in another order). Two groups of 4, as if the
+    # device's memory held 4 runs.
+    sizes = []
+
+    def group_size(config, params, count):
+        sizes.append(count)
+        return 4
+
+    monkeypatch.setattr(sweep, "_group_size", group_size)
     vmapped = sweep.run_grid(BASE, GRID, SEEDS, mode="vmap", progress=False)
+    assert sizes == [8]  # one structure: L2 terms and dropout layers at 0 where needed
     assert [(r.values, r.seed) for r in vmapped] == [(r.values, r.seed) for r in results]
     for a, b in zip(vmapped, results):
         assert a.diverged_at is None
@@ -176,9 +185,10 @@ def test_vmapped_runs_are_the_sequential_runs(results):
             np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
 
 
-def test_a_diverging_run_gets_nan_and_the_others_go_on():
+@pytest.mark.parametrize("mode", ["sequential", "vmap"])
+def test_a_diverging_run_gets_nan_and_the_others_go_on(mode):
     results = sweep.run_grid(BASE, {"learning_rate": [0.02, 1e300]}, [0], progress=False,
-                             mode="sequential")
+                             mode=mode)
     fine, diverged = results
     assert fine.diverged_at is None and math.isfinite(fine.metrics["val_accuracy"])
     assert isinstance(diverged.diverged_at, int) and 0 <= diverged.diverged_at < 21
@@ -346,6 +356,19 @@ def test_resume_trains_only_the_missing_runs(swept, tmp_path):
     assert resumed[:3] == full[:3]
     assert sorted(resumed, key=str) == sorted(full, key=str)
     assert resumed_out == stdout
+
+
+def test_resume_drops_a_half_written_row(swept, tmp_path):
+    # a process killed while writing a row leaves it without its end: it is trained again
+    out, _, _ = swept
+    with open(out / "runs.csv", newline="") as file:
+        lines = file.read().splitlines(keepends=True)
+    (tmp_path / "runs.csv").write_text("".join(lines[:8]) + lines[8][:30])
+    code, _, err = call([*SWEEP_ARGS, "--out", tmp_path, "--resume", "--quiet"])
+    assert code == 0, err
+    _, full = read_csv(out / "runs.csv")
+    _, resumed = read_csv(tmp_path / "runs.csv")
+    assert resumed == full  # the 7 kept rows, then the 8th trained again
 
 
 def test_an_existing_sweep_needs_resume(swept, tmp_path):
