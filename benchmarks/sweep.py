@@ -211,7 +211,8 @@ def study(epochs: int, seeds: int, reps: int) -> dict:
             "purenn_val_accuracy": statistics.fmean(float(r["val_accuracy"]) for r in rows),
             "numpy_s": statistics.median(numpy_s), "numpy_val_accuracy": numpy["val_accuracy"],
             "ratio": statistics.median(n / p for n, p in zip(numpy_s, purenn_s)),
-            "numpy_threads": "1" if threads == "1" else "the default", "command": command}
+            "numpy_threads": "1 OpenBLAS thread" if threads == "1"
+            else "the default OpenBLAS threads", "command": command}
 
 
 def report(one: dict, many: dict) -> str:
@@ -242,7 +243,7 @@ def report(one: dict, many: dict) -> str:
         f"| `{many['command']}` ({many['runs']} runs of {many['epochs']} epochs) | "
         f"{many['purenn_s']:.1f} | 1 |",
         f"| the book's NumPy code, the same {many['runs']} runs one after another (float32, "
-        f"{many['numpy_threads']} OpenBLAS threads; training loops only) | "
+        f"{many['numpy_threads']}; training loops only) | "
         f"{many['numpy_s']:.1f} | {many['ratio']:.2f}× purenn's time |",
         "",
         f"Medians of {one['reps']} alternating repetitions for the first two rows and of "

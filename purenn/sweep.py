@@ -726,6 +726,10 @@ RUNS, SUMMARY, PICTURE = "runs.csv", "summary.csv", "sweep.png"
 _OWN = ("--out", "--seeds", "--resume")
 _LEFT_OUT = ("--plot", "--save", "--log-every", "--checkpoint-every")
 _NOT_LISTED = {"seed": "--seed is the first seed; --seeds N trains N seeds (S, S+1, ...)"}
+_HELP = {"seed": "the first seed (default 0): run i of a combination uses seed S + i, its "
+                 "data, initial weights and dropout masks, as 'purenn train --seed S+i'",
+         "quiet": "no progress bar and no notes: only the summary table (the bar is also "
+                  "off when stderr is not a terminal)"}
 
 
 def _listed(kind):
@@ -807,6 +811,7 @@ def add_parser(commands, train: argparse.ArgumentParser) -> argparse.ArgumentPar
                 reason = _NOT_LISTED.get(action.dest, "only numeric options of one value "
                                          "each take a comma list")
                 clone.type = _single(action.type, reason)
+            clone.help = _HELP.get(action.dest, clone.help)
             if group.title not in groups:
                 groups[group.title] = sweep.add_argument_group(group.title,
                                                                group.description)

@@ -208,33 +208,28 @@ def _compile_events():
     return names, listen
 
 
-def test_one_compile_per_structure(results):
-    # ``results`` ran first: the programs every run needs whatever its sizes (key splits,
-    # ...) are compiled. Each measurement below uses sizes no other test compiles.
-    def config(hidden, samples, validation):
-        return Config(samples=samples, hidden=(hidden,), validation_samples=validation,
-                      optimizer_args=(("learning_rate", 0.02),), epochs=21)
-
+def test_one_compile_per_structure():
+    # Sizes no other test uses, so that the training program is new here.
+    config = Config(samples=11, hidden=(7,), validation_samples=5,
+                    optimizer_args=(("learning_rate", 0.02),), epochs=21)
     names, listener = _compile_events()
+    runs = []  # the compiles each run made, by the count of names when it ended
     try:
-        sweep.run_grid(config(7, 11, 5), {"weight_l2": [1e-4, 2e-4], "dropout": [0.0, 0.1]},
-                       [3, 4], progress=False, mode="sequential")
+        sweep.run_grid(config, {"weight_l2": [1e-4, 2e-4], "dropout": [0.0, 0.1]}, [3, 4],
+                       progress=False, mode="sequential",
+                       on_result=lambda result: runs.append(len(names)))
         grid = list(names)
         names.clear()
-        sweep.run_grid(config(7, 11, 5), {"weight_l2": [5e-4, 3e-4], "dropout": [0.2, 0.0]},
-                       [5, 6], progress=False, mode="sequential")
-        again = list(names)
-        names.clear()
-        sweep.run_grid(config(9, 13, 6), {"weight_l2": [1e-4], "dropout": [0.1]}, [0],
+        sweep.run_grid(config, {"weight_l2": [5e-4, 3e-4], "dropout": [0.2, 0.0]}, [5, 6],
                        progress=False, mode="sequential")
-        one_run = list(names)
+        again = list(names)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
-    # 2 x 2 cells x 2 seeds compile the training program once, and no more programs than
-    # a single run of the same structure compiles (the rest: data and init, per shape)
+    # 2 x 2 cells x 2 seeds: the training program and the evaluation program compile once,
+    # in the first run (with its data and init); the other 7 runs compile nothing
     assert sum("_run_program" in name for name in grid) == 1, grid
     assert sum("_evaluate_program" in name for name in grid) == 1, grid
-    assert len(grid) == len(one_run), (grid, one_run)
+    assert len(runs) == 8 and runs[1:] == [runs[0]] * 7, (runs, grid)
     assert again == []  # new values and seeds: nothing new
 
 
