@@ -6,7 +6,7 @@ book's hand-written backward formula, registered with ``jax.custom_vjp``.
 
 from purenn import checkpoint, data, layers, losses, ops, optimizers, train
 from purenn.layers import Layer, dense, dropout, relu, serial, sigmoid, softmax
-from purenn.train import DivergenceError, evaluate, fit, train_step
+from purenn.train import DivergenceError, evaluate, fit, predict, train_step
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "losses",
     "ops",
     "optimizers",
+    "predict",
     "relu",
     "serial",
     "sigmoid",

@@ -93,29 +93,53 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
-def check_rate(name: str, value) -> float:
-    """A fraction in [0, 1): the dropout rate, the fraction of units dropped."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 <= value < 1.0:
+def _scalar_array(name: str, value, expected: str):
+    """A scalar jax/NumPy array, or raise. Returns ``(array, concrete_float_or_None)``:
+    a traced value (e.g. a hyperparameter swept under ``vmap``) is not checked."""
+    if jnp.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar ({expected}); got an array of shape "
+                         f"{tuple(jnp.shape(value))}")
+    if not jnp.issubdtype(jnp.result_type(value), jnp.floating) and not jnp.issubdtype(
+            jnp.result_type(value), jnp.integer):
+        raise TypeError(f"{name} must be {expected}; got an array of dtype "
+                        f"{jnp.result_type(value)}")
+    return value, (float(value) if _is_concrete(value) else None)
+
+
+def check_rate(name: str, value):
+    """A fraction in [0, 1): the dropout rate, the fraction of units dropped.
+
+    A Python or NumPy number comes back as a float; a scalar array is checked when
+    concrete and comes back as it is (a traced one passes unchecked)."""
+    expected = "a number in [0, 1)"
+    if isinstance(value, (jax.Array, np.ndarray)):
+        value, concrete = _scalar_array(name, value, expected)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
+    else:
+        value = concrete = float(value)
+    if concrete is not None and not 0.0 <= concrete < 1.0:
         raise ValueError(f"{name} must be in [0, 1) (the fraction of units dropped); "
-                         f"got {value}")
+                         f"got {concrete}")
+    return value
+
+
+def check_strength_value(name: str, value):
+    """A regularization strength >= 0: a number (returned as a float) or a scalar array
+    (checked when concrete, returned as it is)."""
+    expected = "a finite number >= 0"
+    if isinstance(value, (jax.Array, np.ndarray)):
+        value, concrete = _scalar_array(name, value, expected)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0; got {type(value).__name__}")
+    else:
+        value = concrete = float(value)
+    if concrete is not None and not (np.isfinite(concrete) and concrete >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {concrete}")
     return value
 
 
 def check_strength(name: str, value, dtype) -> jax.Array:
-    """A regularization strength >= 0 as a scalar array of ``dtype``.
-
-    Concrete values are checked; traced ones (a strength swept under jit) pass through.
-    """
-    if isinstance(value, (numbers.Real, np.generic)) and not isinstance(value, bool):
-        check_nonnegative(name, value)
-    elif isinstance(value, (jax.Array, np.ndarray)):
-        if jnp.ndim(value) != 0:
-            raise ValueError(f"{name} must be a scalar; got shape {tuple(jnp.shape(value))}")
-        if _is_concrete(value) and not (np.isfinite(float(value)) and float(value) >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0; got {float(value)}")
-    else:
-        raise TypeError(f"{name} must be a real number >= 0; got {type(value).__name__}")
-    return jnp.asarray(value, dtype=dtype)
+    """A regularization strength >= 0 as a scalar array of ``dtype`` (see
+    ``check_strength_value``)."""
+    return jnp.asarray(check_strength_value(name, value), dtype=dtype)

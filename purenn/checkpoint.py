@@ -48,20 +48,38 @@ Without ``like`` you get nested dicts keyed by the path components, as strings:
 ``params[0]["weights"]`` comes back as ``loaded["params"]["0"]["weights"]``, and subtrees
 without leaves (``None``, ``()``) are absent.
 
+Files
+-----
 Writes are atomic: ``save`` writes a temporary file next to the target, flushes it to disk
 (``fsync``), then renames it over the target (``os.replace``), so a crash or a kill leaves
-either the previous checkpoint or the new one, never a mixture. A killed ``save`` can
-leave its temporary file (``.<name>.<random>.tmp``) behind; it is harmless to later saves
-and loads, and safe to delete.
+either the previous checkpoint or the new one, never a mixture. The same tree always gives
+the same bytes (the header's keys are sorted), so checkpoints can be compared and hashed.
+Saving through a symbolic link writes the file it points to and keeps the link; saving
+over an existing file keeps its permission bits.
+
+The temporary file is ``.<name>.<pid>.<host>.<random>.tmp``: the writer's process id, a
+hash of its machine's name, and random hex (a name too long for the file system is
+shortened and given a hash of the full name). A killed ``save`` leaves its temporary file
+behind; the next ``save`` to the same file, on the same machine, deletes those whose
+process no longer exists.
+
+``load`` reads regular files only (never a FIFO, a device or a folder), and checks the
+file's size against the sizes its header declares before reading the tensor data, so a
+truncated file is reported as truncated and reading is bounded by the file's size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
+import pickletools
+import re
 import secrets
+import socket
+import stat
 from typing import Any, NamedTuple
 
 import jax
@@ -160,7 +178,29 @@ def _check_path(path, what: str) -> str:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{what}: path must be a str or os.PathLike (e.g. "
                         f"'run.safetensors' or pathlib.Path); got {type(path).__name__}")
-    return os.fsdecode(os.fspath(path))
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError(f"{what}: the path is empty; give a file name, e.g. "
+                         f"'run.safetensors'")
+    return path
+
+
+_KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket")]
+
+
+def _kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words: "a regular file", "a FIFO", ..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _via(path: str) -> str:
+    """`` (a link to '...')`` when ``path`` leads through symbolic links, for messages."""
+    real = os.path.realpath(path)
+    return f" (a link to {real!r})" if real != os.path.abspath(path) else ""
 
 
 def _host_array(name: str, leaf) -> tuple[np.ndarray, str | None, bool]:
@@ -209,15 +249,18 @@ def save(path: str | os.PathLike, tree) -> None:
 
     Args:
       path: the file to write (str or os.PathLike), conventionally ``*.safetensors``; its
-        folder must exist. An existing file is replaced.
+        folder must exist. An existing file is replaced, keeping its permission bits; a
+        symbolic link is kept, and the file it points to replaced.
       tree: a pytree (dicts, tuples, lists, NamedTuples, None) whose leaves are arrays:
         ``jax.Array`` (typed PRNG keys included) or ``numpy.ndarray`` of dtype bool,
         int8-64, uint8-64, float16, bfloat16, float32 or float64.
 
     Raises:
       TypeError: a leaf is not an array (its key path is named), or has another dtype.
-      ValueError: the tree has no arrays, or two leaves would get the same name.
+      ValueError: the tree has no arrays, two leaves would get the same name, ``path`` is
+        empty, or it is something other than a file (a FIFO, a device).
       FileNotFoundError: the folder of ``path`` does not exist.
+      IsADirectoryError: ``path`` is a folder.
 
     Example::
 
@@ -226,6 +269,7 @@ def save(path: str | os.PathLike, tree) -> None:
                                              "step": jnp.int32(7), "key": key})
     """
     path = _check_path(path, "checkpoint.save")
+    target, mode = _save_target(path)
     named = _named_leaves(tree, "checkpoint.save")
     if not named:
         raise ValueError(f"checkpoint.save: nothing to save: the tree has no arrays (got "
@@ -237,28 +281,24 @@ def save(path: str | os.PathLike, tree) -> None:
             prng_keys[name] = prng_impl
         if weak_type:
             weak.append(name)
-    metadata = {"format": FORMAT, "version": VERSION, "prng_keys": json.dumps(prng_keys),
-                "weak_type": json.dumps(weak)}
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, f"checkpoint.save: cannot write {path!r}: its "
-                                f"folder does not exist; create it first with "
-                                f"os.makedirs({folder!r})", folder)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, f"checkpoint.save: {path!r} is a folder; give "
-                                f"a file name, e.g. {os.path.join(path, 'run.safetensors')!r}",
-                                path)
+    metadata = {"format": FORMAT, "version": VERSION,
+                "prng_keys": json.dumps(prng_keys, sort_keys=True),
+                "weak_type": json.dumps(sorted(weak))}
     # Serialized in memory, then written through our own descriptor so that the fsync
     # covers exactly the bytes that os.replace publishes (save_file may use its own file).
-    data = safetensors.numpy.save(tensors, metadata=metadata)
-    fd, temp = _create_temp(folder, os.path.basename(path))
+    header, body = _serialize(tensors, metadata)
+
+    folder, base = os.path.split(target)
+    stem = _temp_stem(folder, base)
+    _remove_stale_temps(folder, stem)
+    fd, temp = _create_temp(folder, stem, mode)
     try:
         with open(fd, "wb", closefd=True) as file:
-            file.write(data)
+            file.write(header)
+            file.write(body)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
@@ -266,18 +306,129 @@ def save(path: str | os.PathLike, tree) -> None:
     _fsync_folder(folder)
 
 
-def _create_temp(folder: str, base: str) -> tuple[int, str]:
+def _save_target(path: str) -> tuple[str, int | None]:
+    """The file that ``save(path, ...)`` writes: ``path`` with symbolic links resolved, so
+    that a link is kept and the file it points to replaced; and that file's permission bits,
+    or None for a new file. Refuses, before any work, what save could not write."""
+    if path.endswith((os.sep, os.altsep or os.sep)):
+        raise ValueError(f"checkpoint.save: {path!r} ends with a path separator; give a file "
+                         f"name, e.g. {os.path.join(path, 'run.safetensors')!r}")
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise NotADirectoryError(errno.ENOTDIR, f"checkpoint.save: cannot write "
+                                     f"{path!r}: {folder!r} is not a folder", folder)
+        raise FileNotFoundError(errno.ENOENT, f"checkpoint.save: cannot write {path!r}: the "
+                                f"folder {folder!r} does not exist; create it first with "
+                                f"os.makedirs({folder!r})", folder)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target, None
+    kind = _kind(mode)
+    if kind == "a folder":
+        raise IsADirectoryError(errno.EISDIR, f"checkpoint.save: {path!r}{_via(path)} is a "
+                                f"folder; give a file name, e.g. "
+                                f"{os.path.join(path, 'run.safetensors')!r}", path)
+    if kind != "a regular file":
+        raise ValueError(f"checkpoint.save: {path!r}{_via(path)} is {kind}, not a regular "
+                         f"file; save replaces only files")
+    return target, stat.S_IMODE(mode) & 0o777
+
+
+def _serialize(tensors: dict[str, np.ndarray],
+               metadata: dict[str, str]) -> tuple[bytes, memoryview]:
+    """The file's bytes as (8-byte header length + header, tensor data), in safetensors'
+    layout but with the JSON header's keys sorted: safetensors writes the metadata in
+    hash-map order, which changes from run to run, and checkpoints must be reproducible."""
+    data = safetensors.numpy.save(tensors, metadata=metadata)
+    length = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + length]), sort_keys=True,
+                        separators=(",", ":"), ensure_ascii=False).encode()
+    header += b" " * (-len(header) % 8)  # padded, as safetensors does: the data stays aligned
+    return len(header).to_bytes(8, "little") + header, memoryview(data)[8 + length:]
+
+
+# The end of a temporary name, after its stem: the writer's pid, a hash of its host name and
+# random hex. Stems leave room for the longest pid, so that they do not depend on it.
+_TEMP_END = re.compile(r"\.(\d+)\.([0-9a-f]{8})\.[0-9a-f]{8}\.tmp")
+_TEMP_END_BYTES = len(".4294967295.01234567.01234567.tmp")
+
+
+def _temp_stem(folder: str, base: str) -> str:
+    """The start of the names of ``base``'s temporary files: ``.base``, shortened to fit
+    the file system's limit on names (NAME_MAX, usually 255 bytes) with 8 hex digits of a
+    hash of ``base``, so that long names sharing a beginning still get distinct stems."""
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        name_max = 255
+    room = (name_max if name_max and name_max > 0 else 255) - len(".") - _TEMP_END_BYTES
+    if len(os.fsencode(base)) <= room:
+        return "." + base
+    digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:8]
+    short = base
+    while short and len(os.fsencode(short)) > room - len("~01234567"):
+        short = short[:-1]  # by characters, so that a UTF-8 sequence is never cut
+    return f".{short}~{digest}"
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine, so that a save never judges a temporary file
+    written by another machine (sharing the folder) by the process ids of its own."""
+    return hashlib.sha256(socket.gethostname().encode(errors="replace")).hexdigest()[:8]
+
+
+def _create_temp(folder: str, stem: str, mode: int | None) -> tuple[int, str]:
     """Create a new, empty temporary file in ``folder``: like ``tempfile.mkstemp``, but
-    with the permissions an ordinary new file gets (0o666 less the umask), not 0o600."""
+    with the permission bits ``mode`` (those of the file it will replace) or, for None,
+    those an ordinary new file gets (0o666 less the umask), not 0o600."""
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
     for _ in range(100):
-        temp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+        temp = os.path.join(folder, f"{stem}.{os.getpid()}.{_host_tag()}."
+                                    f"{secrets.token_hex(4)}.tmp")
         try:
-            return os.open(temp, flags, 0o666), temp
+            fd = os.open(temp, flags, 0o666 if mode is None else mode)
         except FileExistsError:
             continue
+        if mode is not None:  # os.open applied the umask; the replaced file's bits win
+            with contextlib.suppress(OSError):  # file systems without modes (FAT, SMB)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                else:
+                    os.chmod(temp, mode)
+        return fd, temp
     raise FileExistsError(errno.EEXIST, "checkpoint.save: no free temporary file name", folder)
+
+
+def _remove_stale_temps(folder: str, stem: str) -> None:
+    """Delete the temporary files that killed saves to the same file left in ``folder``:
+    those of this machine whose process no longer exists. Anything else is left alone."""
+    host = _host_tag()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP_END.fullmatch(name, len(stem)) if name.startswith(stem) else None
+        if match and match[2] == host and not _process_exists(int(match[1])):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine; True when unsure."""
+    if os.name == "nt":  # there os.kill(pid, 0) would terminate the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: it exists, and belongs to another user
+        return True
+    return True
 
 
 def _fsync_folder(folder: str) -> None:
@@ -318,9 +469,11 @@ def load(path: str | os.PathLike, like=None):
 
     Raises:
       FileNotFoundError: there is no file at ``path``.
-      ValueError: the file is not a valid safetensors file (empty, truncated, a pickle,
-        ...), is not a purenn checkpoint, has an unsupported version, or does not match
-        ``like`` (the message lists each differing name, shape and dtype).
+      IsADirectoryError: ``path`` is a folder.
+      ValueError: ``path`` is not a regular file (a FIFO, a device), the file is not a
+        valid safetensors file (empty, truncated, a pickle, ...), is not a purenn
+        checkpoint, has an unsupported version, or does not match ``like`` (the message
+        lists each differing name, shape and dtype).
       TypeError: a leaf of ``like`` is not an array or ``jax.ShapeDtypeStruct``.
 
     Example::
@@ -333,13 +486,7 @@ def load(path: str | os.PathLike, like=None):
     """
     path = _check_path(path, "checkpoint.load")
     where = f"checkpoint {path!r}"
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, f"{where} does not exist", path) from None
-    tensors = _parse(data, where)
-    del data
+    tensors = _parse(_read(path, where), where)
 
     if like is None:
         return _nest({name: _to_jax(tensor, name, where) for name, tensor in
@@ -362,11 +509,67 @@ def load(path: str | os.PathLike, like=None):
     return jax.tree_util.tree_structure(like).unflatten(leaves)
 
 
+def _read(path: str, where: str) -> bytes:
+    """The bytes of the regular file at ``path``, after checking that its size is the one
+    its header declares: ValueError for a truncated file, never an unbounded read."""
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_regular(os.stat(path).st_mode, path, where)  # before open, which could block
+        fd = os.open(path, flags)  # O_NONBLOCK: a FIFO swapped in meanwhile cannot block
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"{where} does not exist", path) from None
+    with open(fd, "rb", closefd=True) as file:
+        opened = os.fstat(fd)
+        _check_regular(opened.st_mode, path, where)  # the file that was opened, finally
+        size = opened.st_size
+        if size == 0:
+            raise ValueError(f"{where} is empty (0 bytes), not a safetensors file; was its "
+                             f"writing interrupted?")
+        start = file.read(16)
+        if size < 8:
+            raise ValueError(f"{where} is not a valid safetensors file: it has {size} bytes, "
+                             f"fewer than the 8 of its header length{_guess(start)}")
+        length = int.from_bytes(start[:8], "little")
+        if length > size - 8:
+            raise ValueError(f"{where} is not a valid safetensors file: its header length "
+                             f"says {length} bytes, but {size - 8} follow{_guess(start)}")
+        file.seek(8)
+        data_size = _declared_data_size(file.read(length))
+        if data_size is not None and 8 + length + data_size > size:
+            raise ValueError(f"{where} is not a valid safetensors file: it is truncated (its "
+                             f"header declares {8 + length + data_size} bytes, the file has "
+                             f"{size})")
+        file.seek(0)
+        return file.read(size)
+
+
+def _check_regular(mode: int, path: str, where: str) -> None:
+    """Refuse anything but a regular file: a folder, a FIFO, a device, a socket."""
+    kind = _kind(mode)
+    if kind == "a folder":
+        raise IsADirectoryError(errno.EISDIR, f"{where}{_via(path)} is a folder; pass the "
+                                f".safetensors file", path)
+    if kind != "a regular file":
+        raise ValueError(f"{where}{_via(path)} is {kind}, not a regular file; load reads "
+                         f"checkpoint files, as save writes them")
+
+
+def _declared_data_size(header: bytes) -> int | None:
+    """The bytes of tensor data that a safetensors header declares (the largest end
+    offset), or None when the header is malformed: safetensors then says how."""
+    try:
+        entries = json.loads(header)
+        ends = [entries[name]["data_offsets"][1] for name in entries if name != _RESERVED]
+    except Exception:  # any malformation; safetensors.deserialize then says which
+        return None
+    if not all(type(end) is int for end in ends):
+        return None
+    return max(ends, default=0)
+
+
 def _parse(data: bytes, where: str) -> dict[str, _Tensor]:
     """The tensors of a purenn checkpoint's bytes; ValueError for anything else."""
-    if not data:
-        raise ValueError(f"{where} is empty (0 bytes), not a safetensors file; was its "
-                         f"writing interrupted?")
     try:
         raw = safetensors.deserialize(data)
     except Exception as err:  # safetensors raises SafetensorError; any failure means the same
@@ -411,18 +614,25 @@ def _parse(data: bytes, where: str) -> dict[str, _Tensor]:
     return tensors
 
 
+_PICKLE_OPCODES = {opcode.code.encode("latin-1") for opcode in pickletools.opcodes}
+
+
 def _guess(data: bytes) -> str:
-    """What a file that is not safetensors probably is, for the error message."""
+    """What a file that is not safetensors probably is, from its first bytes (at least 9
+    where the file has them), for the error message."""
+    if data[8:9] == b"{":  # a header length, then a JSON object: a safetensors file
+        return "; it starts like one, so it is truncated or corrupted"
     if data.startswith(b"PK\x03\x04"):
-        return (": it is a zip archive, such as a torch.save file, and purenn never "
+        return ("; it is a zip archive, such as a torch.save file, and purenn never "
                 "unpickles")
-    if data.startswith(b"\x80"):
-        return ": it looks like a pickle, and purenn never unpickles (that can run code)"
+    # Protocol 2+ pickles start with PROTO, a protocol number, then an opcode; a header
+    # length can start with the same two bytes (0x380 = 896), but not the third.
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") \
+            and data[2:3] in _PICKLE_OPCODES:
+        return "; it looks like a pickle, and purenn never unpickles (that can run code)"
     if data.startswith(b"\x93NUMPY"):
-        return ": it is a NumPy .npy file"
-    if data[8:9] == b"{":
-        return ": it starts like one, so it is probably truncated or corrupted"
-    return ""
+        return "; it is a NumPy .npy file"
+    return "; it is truncated, or not a checkpoint"
 
 
 def _spec(tensor: _Tensor, name: str, where: str):

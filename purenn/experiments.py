@@ -110,8 +110,9 @@ class Config:
 
     def model(self) -> pn.Layer:
         """The network, built with the public layer constructors."""
-        strengths = {"weight_l1": self.weight_l1, "weight_l2": self.weight_l2,
-                     "bias_l1": self.bias_l1, "bias_l2": self.bias_l2}
+        # A strength of 0 adds no term (None), as the book's layer skips it.
+        strengths = {name: getattr(self, name) or None
+                     for name in ("weight_l1", "weight_l2", "bias_l1", "bias_l2")}
         layers, width = [], 2
         for size in self.hidden:
             layers += [pn.dense(width, size, **strengths), pn.relu()]
@@ -317,53 +318,53 @@ class SeedsDivergedError(FloatingPointError):
 
 
 @functools.lru_cache(maxsize=32)
-def _seeds_runner(model, loss, optimizer, n_samples, batch_size, length):
-    """``fit``'s compiled chunk (``length`` epochs in one ``lax.scan``), vmapped over a
-    leading run axis of params, opt_state, X, y and key."""
-    run = _train.epochs_function(model, loss, optimizer, _train.default_accuracy(loss), None,
-                                 n_samples, batch_size, length)
-    return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, 0, 0, None)))
-
-
-@functools.lru_cache(maxsize=32)
 def _seeds_evaluate(model, loss, accuracy):
     return jax.jit(jax.vmap(_train.evaluation_function(model, loss, accuracy)))
 
 
 def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
-              batch_size: int | None = None, chunk: int = 1000,
-              progress: bool | None = None):
-    """``pn.fit`` for a stack of independent runs, all in one vmapped ``lax.scan``.
+              batch_size: int | None = None, progress: bool | None = None,
+              stacked: bool = False):
+    """``pn.fit`` for a stack of independent runs, all in one vmapped compiled loop.
 
     ``params``, ``X``, ``y`` and ``keys`` carry a leading axis of ``S`` runs (stack them
     with ``jax.tree.map(lambda *a: jnp.stack(a), *trees)``); run ``i`` uses exactly
-    ``pn.fit``'s epoch keys from ``keys[i]``. The epochs run in compiled chunks of
-    ``chunk`` epochs; between chunks the loss is checked and the progress bar moves.
+    ``pn.fit``'s epoch keys from ``keys[i]``. With ``stacked=True`` the numeric
+    hyperparameters of ``model`` and ``optimizer`` carry the run axis too (models and
+    optimizers of one structure, stacked the same way): one program trains a grid of
+    hyperparameters. The epochs run in compiled chunks of ``pn.train.CHUNK`` epochs;
+    between chunks the loss is checked and the progress bar moves.
 
     Returns ``(params, opt_state, history)`` stacked on the run axis; ``history`` maps
     ``epoch`` to ``(epochs,)`` and each metric to ``(S, epochs)``.
 
     Raises SeedsDivergedError when the loss of some run stops being finite.
     """
-    opt_state = jax.vmap(optimizer.init)(params)
-    n_samples = X.shape[1]
+    accuracy = _train.default_accuracy(loss)
+    if stacked:
+        opt_state = jax.vmap(lambda o, p: o.init(p))(optimizer, params)
+    else:
+        opt_state = jax.vmap(optimizer.init)(params)
+    dynamic, static = _train._partition(_train._Components(model, loss, optimizer, accuracy,
+                                                           None))
+    state = _train.RunState(params, opt_state, params, opt_state)
     bar = progress_bar(progress, epochs)
     chunks, start = [], 0
     try:
         while start < epochs:
-            length = min(chunk, epochs - start)
-            runner = _seeds_runner(model, loss, optimizer, n_samples, batch_size, length)
-            params, opt_state, metrics, finite_params = runner(params, opt_state, X, y,
-                                                               keys, start)
-            metrics = {name: np.asarray(values) for name, values in metrics.items()}
-            finite = np.isfinite(metrics["loss"]) & np.asarray(finite_params)[:, None]
-            if not finite.all():
-                runs = np.flatnonzero(~finite.all(axis=1))
+            length = min(_train.CHUNK, epochs - start)
+            result = _train._runs_program(static, batch_size, stacked, dynamic, state, X, y,
+                                          keys, np.int32(start), np.int32(length))
+            done = np.asarray(result.done)
+            if not np.all(done == length):
+                runs = np.flatnonzero(done < length)
                 raise SeedsDivergedError(
-                    f"training diverged: the loss or the parameters of run(s) "
-                    f"{', '.join(map(str, runs))} stopped being finite between epochs "
-                    f"{start} and {start + length - 1}; lower the learning rate")
-            chunks.append(metrics)
+                    f"training diverged: the loss, the parameters or the optimizer state of "
+                    f"run(s) {', '.join(map(str, runs))} stopped being finite between "
+                    f"epochs {start} and {start + length - 1}; lower the learning rate")
+            state = result.state
+            chunks.append({name: np.asarray(values)[:, :length]
+                           for name, values in result.metrics.items()})
             if bar is not None:
                 bar.update(length)
             start += length
@@ -373,7 +374,7 @@ def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
     history = {"epoch": np.arange(epochs)}
     history.update({name: np.concatenate([c[name] for c in chunks], axis=1)
                     for name in chunks[0]})
-    return params, opt_state, history
+    return state.params, state.opt_state, history
 
 
 def progress_bar(progress: bool | None, total: int):

@@ -1,14 +1,26 @@
-"""Layers: each a ``Layer`` of three pure functions, composed with ``serial``.
+"""Layers: immutable pytrees with three pure methods, composed with ``serial``.
 
 A layer's ``init(key)`` returns its parameters (a pytree), ``apply(params, x, *, key=None,
 train=False)`` maps a batch ``x`` of shape ``(N, features)`` forward, and
 ``penalty(params)`` returns its regularization loss (a scalar, 0 when it has none).
+
+A layer is itself a pytree (like an equinox module): its numeric hyperparameters (the
+L1/L2 strengths, the dropout rate) are **leaves**, its structure (kind, sizes, which
+regularizers exist) is static. So two layers built with equal arguments are equal and hash
+equal, a model can be an argument of a jitted function (a new strength or rate compiles
+nothing new), and ``jax.vmap`` runs over a stack of models::
+
+    models = [pn.serial(pn.dense(2, 64, weight_l2=l2), pn.relu(), pn.dense(64, 3))
+              for l2 in (1e-4, 5e-4, 1e-3)]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *models)
+    penalties = jax.vmap(lambda m, p: m.penalty(p), in_axes=(0, None))(stacked, params)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,42 +29,134 @@ from purenn import ops
 from purenn._checks import (
     check_key,
     check_matrix,
-    check_nonnegative,
     check_positive_int,
     check_rate,
+    check_strength_value,
 )
 
-
-class Layer(NamedTuple):
-    """A layer as pure functions (like ``stax``'s ``(init_fun, apply_fun)`` pair).
-
-    init:    ``init(key) -> params``
-    apply:   ``apply(params, x, *, key=None, train=False) -> y``
-    penalty: ``penalty(params) -> scalar`` regularization loss
-    """
-
-    init: Callable[[jax.Array], Any]
-    apply: Callable[..., jax.Array]
-    penalty: Callable[[Any], jax.Array]
+__all__ = ["Custom", "Dense", "Dropout", "Layer", "Relu", "Serial", "Sigmoid", "Softmax",
+           "custom", "dense", "dropout", "relu", "serial", "sigmoid", "softmax"]
 
 
-def _no_penalty(params) -> jax.Array:
-    del params  # unused
+def _pytree(*, data: tuple[str, ...] = ()):
+    """Make a frozen dataclass a pytree: ``data`` fields are children (leaves or subtrees),
+    every other field is static (part of the structure)."""
+
+    def register(cls):
+        cls = dataclasses.dataclass(frozen=True)(cls)
+        meta = tuple(f.name for f in dataclasses.fields(cls) if f.name not in data)
+        return jax.tree_util.register_dataclass(cls, data_fields=list(data),
+                                                meta_fields=list(meta))
+
+    return register
+
+
+def _zero() -> jax.Array:
     return jnp.asarray(0.0)  # weakly typed: adds to any float dtype without promoting it
-
-
-def _no_params(key) -> tuple:
-    if key is not None:
-        check_key("key", key)
-    return ()
 
 
 def _checked_key(key):
     return None if key is None else check_key("key", key)
 
 
-def dense(n_inputs: int, n_neurons: int, *, weight_l1: float = 0.0, weight_l2: float = 0.0,
-          bias_l1: float = 0.0, bias_l2: float = 0.0, dtype=None) -> Layer:
+class Layer:
+    """A layer: an immutable pytree with three pure methods.
+
+    - ``init(key) -> params``: the layer's parameters (``()`` when it has none).
+    - ``apply(params, x, *, key=None, train=False) -> y``: the forward pass of a batch.
+      ``train=True`` is the training pass (dropout drops units, and needs ``key``);
+      ``train=False`` is inference (dropout is the identity).
+    - ``penalty(params) -> scalar``: the regularization loss (0 when there is none).
+
+    Subclasses are frozen dataclasses whose numeric hyperparameters are pytree leaves.
+    Wrap your own functions with ``pn.layers.custom(init, apply, penalty)``.
+    """
+
+    def init(self, key: jax.Array) -> Any:
+        """The initial parameters, drawn from ``key``."""
+        del key  # unused
+        return ()
+
+    def apply(self, params, x: jax.Array, *, key: jax.Array | None = None,
+              train: bool = False) -> jax.Array:
+        """Map a batch forward; see the class docstring for ``key`` and ``train``."""
+        raise NotImplementedError
+
+    def penalty(self, params) -> jax.Array:
+        """The regularization loss of ``params``: a scalar, 0 by default."""
+        del params  # unused
+        return _zero()
+
+
+# --- dense ----------------------------------------------------------------------------
+
+_STRENGTHS = ("weight_l1", "weight_l2", "bias_l1", "bias_l2")
+
+
+@_pytree(data=_STRENGTHS)
+class Dense(Layer):
+    """``x @ weights + biases`` with optional L1/L2 penalties; build it with ``dense``."""
+
+    n_inputs: int
+    n_neurons: int
+    weight_l1: Any = None  # a strength, or None: no such term (static)
+    weight_l2: Any = None
+    bias_l1: Any = None
+    bias_l2: Any = None
+    dtype: Any = None
+
+    @property
+    def _name(self) -> str:
+        return f"dense({self.n_inputs}, {self.n_neurons})"
+
+    @property
+    def _shapes(self) -> dict[str, tuple[int, int]]:
+        return {"weights": (self.n_inputs, self.n_neurons), "biases": (1, self.n_neurons)}
+
+    def init(self, key):
+        """``{"weights": 0.01 * normal (n_inputs, n_neurons), "biases": zeros (1,
+        n_neurons)}`` in ``dtype`` (default float32, float64 under ``jax_enable_x64``)."""
+        key = check_key("key", key)
+        dtype = self.dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
+        shapes = self._shapes
+        weights = 0.01 * jax.random.normal(key, shapes["weights"], dtype)
+        return {"weights": weights, "biases": jnp.zeros(shapes["biases"], dtype)}
+
+    def _check_params(self, params):
+        if not isinstance(params, dict) or set(params) != {"weights", "biases"}:
+            raise TypeError(f"{self._name}: params must be a dict with keys 'weights' and "
+                            f"'biases' (what init returns); got {type(params).__name__}")
+        for field, shape in self._shapes.items():
+            if tuple(jnp.shape(params[field])) != shape:
+                raise ValueError(f"{self._name}: params['{field}'] must have shape {shape}; "
+                                 f"got {tuple(jnp.shape(params[field]))}. Were these params "
+                                 f"made by another model's init?")
+
+    def apply(self, params, x, *, key=None, train=False):
+        """``(N, n_inputs) -> (N, n_neurons)``; the same in training and inference
+        (``key`` and ``train`` are accepted and unused)."""
+        del train  # unused: a dense layer behaves the same in training and inference
+        _checked_key(key)
+        self._check_params(params)
+        x = check_matrix("x", x, width=self.n_inputs, what=f"{self._name}: ")
+        return ops.dense(x, params["weights"], params["biases"])
+
+    def penalty(self, params):
+        """``weight_l1 * sum|W| + weight_l2 * sum(W²) + bias_l1 * sum|b| + bias_l2 *
+        sum(b²)`` over the strengths that were given."""
+        self._check_params(params)
+        total = _zero()
+        for field, prefix in (("weights", "weight"), ("biases", "bias")):
+            for kind, op in (("l1", ops.l1_penalty), ("l2", ops.l2_penalty)):
+                strength = getattr(self, f"{prefix}_{kind}")
+                if strength is not None:
+                    total = total + op(params[field], strength)
+        return total
+
+
+def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
+          weight_l2: float | None = None, bias_l1: float | None = None,
+          bias_l2: float | None = None, dtype=None) -> Dense:
     """A fully connected layer ``x @ weights + biases`` with optional L1/L2 regularization.
 
     Params: ``{"weights": (n_inputs, n_neurons), "biases": (1, n_neurons)}``; weights start
@@ -61,93 +165,94 @@ def dense(n_inputs: int, n_neurons: int, *, weight_l1: float = 0.0, weight_l2: f
     ``weight_l1 * sum|W| + weight_l2 * sum(W²) + bias_l1 * sum|b| + bias_l2 * sum(b²)``.
 
     Args:
-      n_inputs, n_neurons: positive layer sizes.
-      weight_l1, weight_l2, bias_l1, bias_l2: regularization strengths, >= 0.
+      n_inputs, n_neurons: positive layer sizes (static).
+      weight_l1, weight_l2, bias_l1, bias_l2: regularization strengths, >= 0 (a number
+        or a scalar array). A strength left as ``None`` adds no term at all; any number,
+        0 included, is a pytree leaf, so values can be swept under ``jit``/``vmap``
+        without compiling again (give ``0.0`` rather than ``None`` to the cells of a
+        sweep that include no penalty, so every cell has the same structure).
       dtype: parameter dtype; default float32, or float64 when ``jax_enable_x64`` is on.
     """
     n_inputs = check_positive_int("n_inputs", n_inputs)
     n_neurons = check_positive_int("n_neurons", n_neurons)
-    strengths = {
-        "weight_l1": check_nonnegative("weight_l1", weight_l1),
-        "weight_l2": check_nonnegative("weight_l2", weight_l2),
-        "bias_l1": check_nonnegative("bias_l1", bias_l1),
-        "bias_l2": check_nonnegative("bias_l2", bias_l2),
-    }
-    name = f"dense({n_inputs}, {n_neurons})"
-    shapes = {"weights": (n_inputs, n_neurons), "biases": (1, n_neurons)}
+    given = {"weight_l1": weight_l1, "weight_l2": weight_l2, "bias_l1": bias_l1,
+             "bias_l2": bias_l2}
+    strengths = {name: None if value is None else check_strength_value(name, value)
+                 for name, value in given.items()}
+    return Dense(n_inputs, n_neurons, dtype=dtype, **strengths)
 
-    def init(key):
-        key = check_key("key", key)
-        param_dtype = dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
-        weights = 0.01 * jax.random.normal(key, shapes["weights"], param_dtype)
-        return {"weights": weights, "biases": jnp.zeros(shapes["biases"], param_dtype)}
 
-    def check_params(params):
-        if not isinstance(params, dict) or set(params) != set(shapes):
-            raise TypeError(f"{name}: params must be a dict with keys 'weights' and 'biases' "
-                            f"(what init returns); got {type(params).__name__}")
-        for field, shape in shapes.items():
-            if tuple(jnp.shape(params[field])) != shape:
-                raise ValueError(f"{name}: params['{field}'] must have shape {shape}; got "
-                                 f"{tuple(jnp.shape(params[field]))}. Were these params made "
-                                 f"by another model's init?")
+# --- activations and dropout ----------------------------------------------------------
 
-    def apply(params, x, *, key=None, train=False):
-        del train  # unused: a dense layer behaves the same in training and inference
+
+class _Activation(Layer):
+    """A parameterless layer applying ``_op`` elementwise (or per row)."""
+
+    _op: Callable[[jax.Array], jax.Array]
+
+    def init(self, key):
+        """No parameters: ``()``."""
         _checked_key(key)
-        check_params(params)
-        x = check_matrix("x", x, width=n_inputs, what=f"{name}: ")
-        return ops.dense(x, params["weights"], params["biases"])
+        return ()
 
-    def penalty(params):
-        check_params(params)
-        total = _no_penalty(params)
-        for field, prefix in (("weights", "weight"), ("biases", "bias")):
-            if strengths[prefix + "_l1"] > 0:
-                total = total + ops.l1_penalty(params[field], strengths[prefix + "_l1"])
-            if strengths[prefix + "_l2"] > 0:
-                total = total + ops.l2_penalty(params[field], strengths[prefix + "_l2"])
-        return total
-
-    return Layer(init, apply, penalty)
-
-
-def _activation(op: Callable[[jax.Array], jax.Array]) -> Layer:
-    def apply(params, x, *, key=None, train=False):
+    def apply(self, params, x, *, key=None, train=False):
+        """Any shape in, the same shape out; the same in training and inference."""
         del params, train  # unused: no parameters, same in training and inference
         _checked_key(key)
-        return op(x)
-
-    return Layer(_no_params, apply, _no_penalty)
+        return type(self)._op(x)
 
 
-def relu() -> Layer:
+@_pytree()
+class Relu(_Activation):
+    """``max(0, x)``; build it with ``relu()``."""
+
+    _op = staticmethod(ops.relu)
+
+
+@_pytree()
+class Sigmoid(_Activation):
+    """``1 / (1 + exp(-x))``; build it with ``sigmoid()``."""
+
+    _op = staticmethod(ops.sigmoid)
+
+
+@_pytree()
+class Softmax(_Activation):
+    """Softmax over the last axis; build it with ``softmax()``."""
+
+    _op = staticmethod(ops.softmax)
+
+
+def relu() -> Relu:
     """ReLU, ``max(0, x)``; no parameters (params ``()``), any input shape."""
-    return _activation(ops.relu)
+    return Relu()
 
 
-def sigmoid() -> Layer:
+def sigmoid() -> Sigmoid:
     """Sigmoid, ``1 / (1 + exp(-x))``; no parameters (params ``()``), any input shape."""
-    return _activation(ops.sigmoid)
+    return Sigmoid()
 
 
-def softmax() -> Layer:
+def softmax() -> Softmax:
     """Softmax over the last axis: ``(N, C)`` logits to ``(N, C)`` probabilities."""
-    return _activation(ops.softmax)
+    return Softmax()
 
 
-def dropout(rate: float) -> Layer:
-    """Dropout of a fraction ``rate`` of the units in training; identity in inference.
+@_pytree(data=("rate",))
+class Dropout(Layer):
+    """Inverted dropout of a fraction ``rate``; build it with ``dropout(rate)``."""
 
-    ``apply(params, x, key=k, train=True)`` keeps each unit with probability ``1 - rate``
-    and scales it by ``1 / (1 - rate)``; with ``train=False`` it returns ``x`` unchanged.
+    rate: Any
 
-    Args:
-      rate: the fraction of units **dropped**, in ``[0, 1)``.
-    """
-    rate = check_rate("rate", rate)
+    def init(self, key):
+        """No parameters: ``()``."""
+        _checked_key(key)
+        return ()
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(self, params, x, *, key=None, train=False):
+        """``train=True``: keep each unit with probability ``1 - rate`` and scale it by
+        ``1 / (1 - rate)`` (needs ``key``; same key, same mask). ``train=False``: ``x``
+        unchanged. Any shape in, the same shape out."""
         del params  # unused
         key = _checked_key(key)
         if not train:
@@ -155,12 +260,67 @@ def dropout(rate: float) -> Layer:
         if key is None:
             raise ValueError("dropout needs a key when train=True: "
                              "apply(params, x, key=k, train=True)")
-        return ops.dropout(x, key, rate)
-
-    return Layer(_no_params, apply, _no_penalty)
+        return ops.dropout(x, key, self.rate)
 
 
-def serial(*layers: Layer) -> Layer:
+def dropout(rate: float) -> Dropout:
+    """Dropout of a fraction ``rate`` of the units in training; identity in inference.
+
+    ``apply(params, x, key=k, train=True)`` keeps each unit with probability ``1 - rate``
+    and scales it by ``1 / (1 - rate)``; with ``train=False`` it returns ``x`` unchanged.
+
+    Args:
+      rate: the fraction of units **dropped**, in ``[0, 1)``: a number or a scalar array
+        (a pytree leaf: rates can be swept under ``jit``/``vmap``).
+    """
+    return Dropout(check_rate("rate", rate))
+
+
+# --- composition and custom layers ----------------------------------------------------
+
+
+@_pytree(data=("layers",))
+class Serial(Layer):
+    """Layers applied one after another; build it with ``serial(*layers)``."""
+
+    layers: tuple[Layer, ...]
+
+    def _split(self, key):
+        if key is None:
+            return (None,) * len(self.layers)
+        return tuple(jax.random.split(check_key("key", key), len(self.layers)))
+
+    def _check_params(self, params):
+        if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
+            got = (f"{len(params)} entries" if isinstance(params, (tuple, list))
+                   else type(params).__name__)
+            raise TypeError(f"serial: params must be a tuple with one entry per layer "
+                            f"({len(self.layers)}), as init returns; got {got}")
+
+    def init(self, key):
+        """A tuple with each layer's params; layer ``i`` gets ``split(key, n)[i]``."""
+        if key is None:
+            raise TypeError("serial.init needs a key, e.g. model.init(jax.random.key(0))")
+        return tuple(layer.init(k) for layer, k in zip(self.layers, self._split(key)))
+
+    def apply(self, params, x, *, key=None, train=False):
+        """Each layer in turn; layer ``i`` gets ``split(key, n)[i]`` when ``key`` is
+        given, and the same ``train``. ``(N, features_in) -> (N, features_out)``."""
+        self._check_params(params)
+        for layer, layer_params, layer_key in zip(self.layers, params, self._split(key)):
+            x = layer.apply(layer_params, x, key=layer_key, train=train)
+        return x
+
+    def penalty(self, params):
+        """The sum of the layers' penalties."""
+        self._check_params(params)
+        total = _zero()
+        for layer, layer_params in zip(self.layers, params):
+            total = total + layer.penalty(layer_params)
+        return total
+
+
+def serial(*layers: Layer) -> Serial:
     """Layers applied one after another; params are a tuple, one entry per layer.
 
     ``init`` and ``apply`` split their key once per layer, in order, so layer ``i`` gets
@@ -173,35 +333,39 @@ def serial(*layers: Layer) -> Layer:
             raise TypeError(f"serial: argument {i} must be a Layer (from pn.dense, pn.relu, "
                             f"...); got {type(layer).__name__}. Did you pass pn.relu "
                             f"instead of pn.relu()?")
+    return Serial(tuple(layers))
 
-    def split(key):
-        if key is None:
-            return (None,) * len(layers)
-        return tuple(jax.random.split(check_key("key", key), len(layers)))
 
-    def check_params(params):
-        if not isinstance(params, (tuple, list)) or len(params) != len(layers):
-            got = (f"{len(params)} entries" if isinstance(params, (tuple, list))
-                   else type(params).__name__)
-            raise TypeError(f"serial: params must be a tuple with one entry per layer "
-                            f"({len(layers)}), as init returns; got {got}")
+@_pytree()
+class Custom(Layer):
+    """A layer made of your own pure functions (stax style); build it with ``custom``.
 
-    def init(key):
-        if key is None:
-            raise TypeError("serial.init needs a key, e.g. model.init(jax.random.key(0))")
-        return tuple(layer.init(k) for layer, k in zip(layers, split(key)))
+    The functions are static: two ``Custom`` layers are equal when they hold the same
+    function objects.
+    """
 
-    def apply(params, x, *, key=None, train=False):
-        check_params(params)
-        for layer, layer_params, layer_key in zip(layers, params, split(key)):
-            x = layer.apply(layer_params, x, key=layer_key, train=train)
-        return x
+    init_fn: Callable[[jax.Array], Any]
+    apply_fn: Callable[..., jax.Array]
+    penalty_fn: Callable[[Any], jax.Array] | None = None
 
-    def penalty(params):
-        check_params(params)
-        total = _no_penalty(params)
-        for layer, layer_params in zip(layers, params):
-            total = total + layer.penalty(layer_params)
-        return total
+    def init(self, key):
+        return self.init_fn(key)
 
-    return Layer(init, apply, penalty)
+    def apply(self, params, x, *, key=None, train=False):
+        return self.apply_fn(params, x, key=key, train=train)
+
+    def penalty(self, params):
+        return _zero() if self.penalty_fn is None else self.penalty_fn(params)
+
+
+def custom(init: Callable[[jax.Array], Any], apply: Callable[..., jax.Array],
+           penalty: Callable[[Any], jax.Array] | None = None) -> Custom:
+    """A layer from your own functions: ``init(key) -> params``, ``apply(params, x, *,
+    key=None, train=False) -> y`` and optionally ``penalty(params) -> scalar``."""
+    for name, fn in (("init", init), ("apply", apply)):
+        if not callable(fn):
+            raise TypeError(f"custom: {name} must be a function; got {type(fn).__name__}")
+    if penalty is not None and not callable(penalty):
+        raise TypeError(f"custom: penalty must be a function or None; got "
+                        f"{type(penalty).__name__}")
+    return Custom(init, apply, penalty)

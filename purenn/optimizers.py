@@ -1,13 +1,20 @@
 """Optimizers: the book's SGD, Adagrad, RMSprop and Adam as pure, optax-shaped functions.
 
-Each optimizer is a ``GradientTransformation``, a pair of pure functions:
+Each optimizer is an immutable pytree (an ``Optimizer``) with two pure methods, the shape
+of optax's ``GradientTransformation``:
 
 - ``init(params) -> state``: a ``NamedTuple`` pytree holding the update count, the current
   learning rate and, where the rule needs them, moment trees shaped like ``params``;
 - ``update(grads, state, params=None) -> (updates, state)``: the step to add to the params.
 
 ``apply_updates(params, updates)`` adds them. Nothing is mutated, so a step jits, vmaps
-(e.g. over a stack of models) and scans. Example:
+(e.g. over a stack of models) and scans. The numeric hyperparameters (learning rate,
+decay, momentum, epsilon, rho, betas) are the optimizer's pytree **leaves** and its
+structure (which rule, whether there is a momentum buffer, a schedule function) is
+static: optimizers built with equal arguments are equal and hash equal, an optimizer can
+be an argument of a jitted function (a new learning rate compiles nothing new), and
+``jax.vmap`` runs over a stack of optimizers. Hyperparameters may be scalar arrays, so
+``optax.inject_hyperparams(pn.optimizers.adam)(learning_rate=0.02)`` works too. Example:
 
 >>> import jax
 >>> import purenn as pn
@@ -31,7 +38,8 @@ jit-traceable). ``decay`` is the book's inverse-time decay and applies on top of
     lr(count) = learning_rate(count) * (1.0 / (1.0 + decay * count))
 
 (with a number, ``learning_rate(count)`` is that number; a scalar array works too, and a
-traced one, e.g. rates swept with ``jax.vmap``, passes unchecked). ``state.learning_rate`` holds
+traced one, e.g. rates swept with ``jax.vmap``, passes unchecked). ``decay = 0`` makes
+the factor exactly 1. ``state.learning_rate`` holds
 the rate used by the latest update, the book's ``optimizer.current_learning_rate``: before
 any update it is the initial rate ``lr(0)``, after ``k`` updates it is ``lr(k - 1)``. So
 the value read from the state before an update is what the book prints at the top of that
@@ -47,11 +55,13 @@ book's, in the book's order of operations; epsilon sits *outside* the square roo
   ``-lr * (m / (1 - beta_1**t)) / (sqrt(c / (1 - beta_2**t)) + epsilon)``
 
 Defaults are the book's (not optax's). ``chain(clip_by_global_norm(1.0), adam())``
-composes transformations.
+composes transformations; ``chain`` and everything in purenn that takes an optimizer
+accept any object with ``init`` and ``update`` (optax's transformations included).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -61,11 +71,18 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "Adagrad",
     "AdagradState",
+    "Adam",
     "AdamState",
+    "Chain",
+    "ClipByGlobalNorm",
     "EmptyState",
     "GradientTransformation",
+    "Optimizer",
+    "Rmsprop",
     "RmspropState",
+    "Sgd",
     "SgdState",
     "adagrad",
     "adam",
@@ -75,6 +92,7 @@ __all__ = [
     "current_learning_rate",
     "exponential_decay",
     "inverse_time_decay",
+    "is_optimizer",
     "rmsprop",
     "sgd",
 ]
@@ -83,7 +101,9 @@ Schedule = Callable[[jax.Array], Any]
 
 
 class GradientTransformation(NamedTuple):
-    """An optimizer as two pure functions (the shape of optax's).
+    """An optimizer as two pure functions (the shape of optax's), for transformations
+    written as closures. purenn takes it, or anything else with ``init`` and ``update``,
+    wherever it takes an optimizer.
 
     init:   ``init(params) -> state``
     update: ``update(grads, state, params=None) -> (updates, state)``
@@ -93,6 +113,35 @@ class GradientTransformation(NamedTuple):
     update: Callable[..., tuple[Any, Any]]
 
 
+class Optimizer:
+    """Base of purenn's optimizers: an immutable pytree with ``init`` and ``update``."""
+
+    def init(self, params) -> Any:
+        """The initial state for ``params``."""
+        raise NotImplementedError
+
+    def update(self, grads, state, params=None) -> tuple[Any, Any]:
+        """``(updates, new_state)``; add the updates with ``apply_updates``."""
+        raise NotImplementedError
+
+
+def is_optimizer(value) -> bool:
+    """Whether ``value`` looks like an optimizer: callable ``init`` and ``update``."""
+    return callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))
+
+
+def _pytree(*data: str):
+    """A frozen dataclass whose fields ``data`` are pytree children; the rest is static."""
+
+    def register(cls):
+        cls = dataclasses.dataclass(frozen=True)(cls)
+        meta = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+        return jax.tree_util.register_dataclass(cls, data_fields=list(data),
+                                                meta_fields=meta)
+
+    return register
+
+
 class EmptyState(NamedTuple):
     """The state of a transformation that keeps none (``clip_by_global_norm``)."""
 
@@ -100,7 +149,7 @@ class EmptyState(NamedTuple):
 class SgdState(NamedTuple):
     count: jax.Array  # int32, shape (): updates done so far
     learning_rate: jax.Array  # shape (), params' float dtype: rate of the latest update
-    momentum: Any  # tree like params (same shapes and dtypes), or None when momentum == 0
+    momentum: Any  # tree like params (same shapes and dtypes), or None without momentum
 
 
 class AdagradState(NamedTuple):
@@ -125,78 +174,60 @@ class AdamState(NamedTuple):
 # --- argument checks (when an optimizer is built, outside jit) -------------------------
 
 
-def _real(name: str, value, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+def _hyperparameter(name: str, value, expected: str, ok: Callable[[float], bool]):
+    """A number (returned as a float) or a scalar array (checked when concrete, returned
+    as it is: a traced one, e.g. swept under ``vmap``, passes unchecked)."""
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"{name} must be a scalar ({expected}); got an array of shape "
+                             f"{tuple(jnp.shape(value))}")
+        if isinstance(value, jax.core.Tracer):
+            return value
+        concrete = float(value)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {expected}; got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be {expected}; got {value}")
+    else:
+        value = concrete = float(value)
+    if not (np.isfinite(concrete) and ok(concrete)):
+        raise ValueError(f"{name} must be {expected}; got {concrete}")
     return value
 
 
-def _check_positive(name: str, value) -> float:
-    value = _real(name, value, "a finite number > 0")
-    if value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value}")
-    return value
+def _check_positive(name: str, value):
+    return _hyperparameter(name, value, "a finite number > 0", lambda v: v > 0)
 
 
-def _check_nonnegative(name: str, value) -> float:
-    value = _real(name, value, "a finite number >= 0")
-    if value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value}")
-    return value
+def _check_nonnegative(name: str, value):
+    return _hyperparameter(name, value, "a finite number >= 0", lambda v: v >= 0)
 
 
-def _check_fraction(name: str, value) -> float:
-    value = _real(name, value, "a number in [0, 1)")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1); got {value}")
-    return value
+def _check_fraction(name: str, value):
+    return _hyperparameter(name, value, "in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def _check_learning_rate(value):
-    """A positive finite number, a scalar array (a traced one passes unchecked), or a
-    schedule ``count -> rate``."""
-    expected = "a finite number > 0 or a schedule count -> rate"
-    if isinstance(value, (jax.Array, np.ndarray)):
-        if jnp.ndim(value) != 0:
-            raise ValueError(f"learning_rate must be a scalar; got an array of shape "
-                             f"{tuple(jnp.shape(value))}")
-        if isinstance(value, jax.core.Tracer):
-            return value  # e.g. a rate swept under vmap: checked by nobody, used as given
-        value = value.item()
-    if callable(value):
+    """A positive finite number, a scalar array, or a schedule ``count -> rate``."""
+    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"learning_rate must be {expected}; got {value!r} "
-                        f"({type(value).__name__}). Pass e.g. learning_rate=0.01")
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0; got {value}")
-    return value
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"learning_rate must be a finite number > 0 or a schedule count -> "
+                        f"rate; got {value!r} ({type(value).__name__}). Pass e.g. "
+                        f"learning_rate=0.01")
+    return _check_positive("learning_rate", value)
 
 
-def _make_rate(learning_rate, decay) -> Callable[[jax.Array, Any], jax.Array]:
-    """``rate(count, dtype)``: the book's current learning rate before update ``count``."""
-    learning_rate = _check_learning_rate(learning_rate)
-    decay = _check_nonnegative("decay", decay)
-
-    def rate(count, dtype):
-        if callable(learning_rate):
-            base = jnp.asarray(learning_rate(count))
-            if base.ndim != 0:
-                raise ValueError(f"the learning_rate schedule must return a scalar; got "
-                                 f"shape {tuple(base.shape)}")
-            base = base.astype(dtype)
-        else:
-            base = jnp.asarray(learning_rate).astype(dtype)
-        if decay == 0.0:
-            return base
-        # The book's form, operation for operation.
-        return base * (1.0 / (1.0 + decay * count.astype(dtype)))
-
-    return rate
+def _rate(learning_rate, decay, count, dtype) -> jax.Array:
+    """The book's current learning rate before update ``count``, in ``dtype``."""
+    if callable(learning_rate):
+        base = jnp.asarray(learning_rate(count))
+        if base.ndim != 0:
+            raise ValueError(f"the learning_rate schedule must return a scalar; got "
+                             f"shape {tuple(base.shape)}")
+    else:
+        base = jnp.asarray(learning_rate)
+    base = base.astype(dtype)
+    # The book's form, operation for operation; decay = 0 multiplies by exactly 1.
+    return base * (1.0 / (1.0 + decay * count.astype(dtype)))
 
 
 # --- tree helpers and trace-time checks --------------------------------------------------
@@ -291,22 +322,32 @@ def apply_updates(params, updates):
         lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
 
 
+def _learning_rates(state) -> list:
+    """Every ``learning_rate`` held in a state: fields of NamedTuple states, and the
+    ``hyperparams`` dict of ``optax.inject_hyperparams``' state; outermost first."""
+    found = []
+
+    def search(node):
+        if isinstance(node, tuple) and "learning_rate" in getattr(node, "_fields", ()):
+            found.append(node.learning_rate)
+        hyperparams = getattr(node, "hyperparams", None)
+        if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
+            found.append(hyperparams["learning_rate"])
+        if isinstance(node, tuple):
+            for child in node:
+                search(child)
+
+    search(state)
+    return found
+
+
 def current_learning_rate(state) -> jax.Array:
     """The rate used by the latest update (the initial rate before any update).
 
     Works on an optimizer's state and on a ``chain(...)`` state (a tuple of states), in
     which exactly one inner state must carry a learning rate.
     """
-    found = []
-
-    def search(node):
-        if isinstance(node, tuple) and "learning_rate" in getattr(node, "_fields", ()):
-            found.append(node.learning_rate)
-        elif isinstance(node, tuple):
-            for child in node:
-                search(child)
-
-    search(state)
+    found = _learning_rates(state)
     if not found:
         raise ValueError(f"current_learning_rate: this state has no learning rate "
                          f"(got {type(state).__name__}); pass the state of sgd, adagrad, "
@@ -317,7 +358,40 @@ def current_learning_rate(state) -> jax.Array:
     return found[0]
 
 
-def sgd(learning_rate=1.0, decay: float = 0.0, momentum: float = 0.0) -> GradientTransformation:
+@_pytree("learning_rate", "decay", "momentum")
+class Sgd(Optimizer):
+    """The book's SGD; build it with ``sgd``."""
+
+    learning_rate: Any = 1.0
+    decay: Any = 0.0
+    momentum: Any = None  # None: no buffer (static); a number: the momentum factor
+
+    def init(self, params):
+        buffer = None if self.momentum is None else _zeros_like(params)
+        dtype = _float_dtype(params)
+        return SgdState(_zero_count(), _rate(self.learning_rate, self.decay, _zero_count(),
+                                             dtype), buffer)
+
+    def update(self, grads, state, params=None):
+        _check_state("sgd", state, SgdState)
+        if (state.momentum is None) != (self.momentum is None):
+            raise ValueError("sgd.update: this state was made by an sgd "
+                             f"{'without' if state.momentum is None else 'with'} momentum; "
+                             "init the state with the optimizer that updates it")
+        _check_grads("sgd", grads, state.momentum, params)
+        del params  # unused
+        lr = _rate(self.learning_rate, self.decay, state.count, state.learning_rate.dtype)
+        if self.momentum is None:
+            buffer = None
+            updates = jax.tree_util.tree_map(lambda g: -_like(lr, g) * g, grads)
+        else:
+            buffer = jax.tree_util.tree_map(
+                lambda m, g: self.momentum * m - _like(lr, g) * g, state.momentum, grads)
+            updates = buffer
+        return updates, SgdState(state.count + 1, lr, buffer)
+
+
+def sgd(learning_rate=1.0, decay: float = 0.0, momentum: float | None = None) -> Sgd:
     """The book's stochastic gradient descent, with optional momentum.
 
     Without momentum the update is ``-lr * g``. With momentum the buffer ``m`` (zeros at
@@ -327,40 +401,40 @@ def sgd(learning_rate=1.0, decay: float = 0.0, momentum: float = 0.0) -> Gradien
     Args:
       learning_rate: a number > 0, or a schedule ``count -> rate``.
       decay: inverse-time decay, ``lr = learning_rate * (1 / (1 + decay * count))``; >= 0.
-      momentum: the momentum factor, >= 0; 0 carries no buffer (``state.momentum`` is None).
+      momentum: the momentum factor, >= 0. ``None`` (the default, the book's momentum 0)
+        carries no buffer (``state.momentum`` is None); any number, 0 included, carries
+        one, so momenta can be swept under ``jit``/``vmap`` with one structure.
 
     State: ``SgdState(count, learning_rate, momentum)``.
     """
-    rate = _make_rate(learning_rate, decay)
-    momentum = _check_nonnegative("momentum", momentum)
+    return Sgd(_check_learning_rate(learning_rate), _check_nonnegative("decay", decay),
+               None if momentum is None else _check_nonnegative("momentum", momentum))
 
-    def init(params):
-        buffer = _zeros_like(params) if momentum else None
-        return SgdState(_zero_count(), rate(_zero_count(), _float_dtype(params)), buffer)
 
-    def update(grads, state, params=None):
-        _check_state("sgd", state, SgdState)
-        if (state.momentum is None) != (momentum == 0.0):
-            raise ValueError("sgd.update: this state was made by an sgd "
-                             f"{'without' if state.momentum is None else 'with'} momentum; "
-                             "init the state with the optimizer that updates it")
-        _check_grads("sgd", grads, state.momentum, params)
+@_pytree("learning_rate", "decay", "epsilon")
+class Adagrad(Optimizer):
+    """The book's Adagrad; build it with ``adagrad``."""
+
+    learning_rate: Any = 1.0
+    decay: Any = 0.0
+    epsilon: Any = 1e-7
+
+    def init(self, params):
+        dtype = _float_dtype(params)
+        return AdagradState(_zero_count(), _rate(self.learning_rate, self.decay,
+                                                 _zero_count(), dtype), _zeros_like(params))
+
+    def update(self, grads, state, params=None):
+        _check_state("adagrad", state, AdagradState)
+        _check_grads("adagrad", grads, state.cache, params)
         del params  # unused
-        lr = rate(state.count, state.learning_rate.dtype)
-        if momentum:
-            buffer = jax.tree_util.tree_map(
-                lambda m, g: momentum * m - _like(lr, g) * g, state.momentum, grads)
-            updates = buffer
-        else:
-            buffer = None
-            updates = jax.tree_util.tree_map(lambda g: -_like(lr, g) * g, grads)
-        return updates, SgdState(state.count + 1, lr, buffer)
-
-    return GradientTransformation(init, update)
+        lr = _rate(self.learning_rate, self.decay, state.count, state.learning_rate.dtype)
+        cache = jax.tree_util.tree_map(lambda c, g: c + g**2, state.cache, grads)
+        updates = _cache_scaled_updates(lr, grads, cache, self.epsilon)
+        return updates, AdagradState(state.count + 1, lr, cache)
 
 
-def adagrad(learning_rate=1.0, decay: float = 0.0, epsilon: float = 1e-7
-            ) -> GradientTransformation:
+def adagrad(learning_rate=1.0, decay: float = 0.0, epsilon: float = 1e-7) -> Adagrad:
     """The book's Adagrad: a per-parameter rate from the sum of squared gradients.
 
     ``c = c + g**2``; update ``-lr * g / (sqrt(c) + epsilon)`` (epsilon outside the root).
@@ -372,27 +446,38 @@ def adagrad(learning_rate=1.0, decay: float = 0.0, epsilon: float = 1e-7
 
     State: ``AdagradState(count, learning_rate, cache)``.
     """
-    rate = _make_rate(learning_rate, decay)
-    epsilon = _check_positive("epsilon", epsilon)
+    return Adagrad(_check_learning_rate(learning_rate), _check_nonnegative("decay", decay),
+                   _check_positive("epsilon", epsilon))
 
-    def init(params):
-        return AdagradState(_zero_count(), rate(_zero_count(), _float_dtype(params)),
-                            _zeros_like(params))
 
-    def update(grads, state, params=None):
-        _check_state("adagrad", state, AdagradState)
-        _check_grads("adagrad", grads, state.cache, params)
+@_pytree("learning_rate", "decay", "epsilon", "rho")
+class Rmsprop(Optimizer):
+    """The book's RMSprop; build it with ``rmsprop``."""
+
+    learning_rate: Any = 0.001
+    decay: Any = 0.0
+    epsilon: Any = 1e-7
+    rho: Any = 0.9
+
+    def init(self, params):
+        dtype = _float_dtype(params)
+        return RmspropState(_zero_count(), _rate(self.learning_rate, self.decay,
+                                                 _zero_count(), dtype), _zeros_like(params))
+
+    def update(self, grads, state, params=None):
+        _check_state("rmsprop", state, RmspropState)
+        _check_grads("rmsprop", grads, state.cache, params)
         del params  # unused
-        lr = rate(state.count, state.learning_rate.dtype)
-        cache = jax.tree_util.tree_map(lambda c, g: c + g**2, state.cache, grads)
-        updates = _cache_scaled_updates(lr, grads, cache, epsilon)
-        return updates, AdagradState(state.count + 1, lr, cache)
-
-    return GradientTransformation(init, update)
+        lr = _rate(self.learning_rate, self.decay, state.count, state.learning_rate.dtype)
+        rho = self.rho
+        cache = jax.tree_util.tree_map(
+            lambda c, g: rho * c + (1 - rho) * g**2, state.cache, grads)
+        updates = _cache_scaled_updates(lr, grads, cache, self.epsilon)
+        return updates, RmspropState(state.count + 1, lr, cache)
 
 
 def rmsprop(learning_rate=0.001, decay: float = 0.0, epsilon: float = 1e-7,
-            rho: float = 0.9) -> GradientTransformation:
+            rho: float = 0.9) -> Rmsprop:
     """The book's RMSprop: a per-parameter rate from a moving average of squared gradients.
 
     ``c = rho * c + (1 - rho) * g**2``; update ``-lr * g / (sqrt(c) + epsilon)`` (epsilon
@@ -406,29 +491,51 @@ def rmsprop(learning_rate=0.001, decay: float = 0.0, epsilon: float = 1e-7,
 
     State: ``RmspropState(count, learning_rate, cache)``.
     """
-    rate = _make_rate(learning_rate, decay)
-    epsilon = _check_positive("epsilon", epsilon)
-    rho = _check_fraction("rho", rho)
+    return Rmsprop(_check_learning_rate(learning_rate), _check_nonnegative("decay", decay),
+                   _check_positive("epsilon", epsilon), _check_fraction("rho", rho))
 
-    def init(params):
-        return RmspropState(_zero_count(), rate(_zero_count(), _float_dtype(params)),
-                            _zeros_like(params))
 
-    def update(grads, state, params=None):
-        _check_state("rmsprop", state, RmspropState)
-        _check_grads("rmsprop", grads, state.cache, params)
+@_pytree("learning_rate", "decay", "epsilon", "beta_1", "beta_2")
+class Adam(Optimizer):
+    """The book's Adam; build it with ``adam``."""
+
+    learning_rate: Any = 0.001
+    decay: Any = 0.0
+    epsilon: Any = 1e-7
+    beta_1: Any = 0.9
+    beta_2: Any = 0.999
+
+    def init(self, params):
+        dtype = _float_dtype(params)
+        return AdamState(_zero_count(), _rate(self.learning_rate, self.decay, _zero_count(),
+                                              dtype), _zeros_like(params), _zeros_like(params))
+
+    def update(self, grads, state, params=None):
+        _check_state("adam", state, AdamState)
+        _check_grads("adam", grads, state.momentum, params)
         del params  # unused
-        lr = rate(state.count, state.learning_rate.dtype)
+        dtype = state.learning_rate.dtype
+        beta_1, beta_2, epsilon = self.beta_1, self.beta_2, self.epsilon
+        lr = _rate(self.learning_rate, self.decay, state.count, dtype)
+        t = (state.count + 1).astype(dtype)
+        correction_1 = 1 - jnp.asarray(beta_1, dtype) ** t
+        correction_2 = 1 - jnp.asarray(beta_2, dtype) ** t
+        momentum = jax.tree_util.tree_map(
+            lambda m, g: beta_1 * m + (1 - beta_1) * g, state.momentum, grads)
         cache = jax.tree_util.tree_map(
-            lambda c, g: rho * c + (1 - rho) * g**2, state.cache, grads)
-        updates = _cache_scaled_updates(lr, grads, cache, epsilon)
-        return updates, RmspropState(state.count + 1, lr, cache)
+            lambda c, g: beta_2 * c + (1 - beta_2) * g**2, state.cache, grads)
 
-    return GradientTransformation(init, update)
+        def step(m, c):
+            m_hat = m / _like(correction_1, m)
+            c_hat = c / _like(correction_2, c)
+            return -_like(lr, m) * m_hat / (jnp.sqrt(c_hat) + epsilon)
+
+        updates = jax.tree_util.tree_map(step, momentum, cache)
+        return updates, AdamState(state.count + 1, lr, momentum, cache)
 
 
 def adam(learning_rate=0.001, decay: float = 0.0, epsilon: float = 1e-7, beta_1: float = 0.9,
-         beta_2: float = 0.999) -> GradientTransformation:
+         beta_2: float = 0.999) -> Adam:
     """The book's Adam: momentum plus an RMSprop cache, both bias-corrected.
 
     With ``t = count + 1`` (the number of this update)::
@@ -447,41 +554,37 @@ def adam(learning_rate=0.001, decay: float = 0.0, epsilon: float = 1e-7, beta_1:
     State: ``AdamState(count, learning_rate, momentum, cache)``; ``momentum`` and ``cache``
     hold the uncorrected averages.
     """
-    rate = _make_rate(learning_rate, decay)
-    epsilon = _check_positive("epsilon", epsilon)
-    beta_1 = _check_fraction("beta_1", beta_1)
-    beta_2 = _check_fraction("beta_2", beta_2)
+    return Adam(_check_learning_rate(learning_rate), _check_nonnegative("decay", decay),
+                _check_positive("epsilon", epsilon), _check_fraction("beta_1", beta_1),
+                _check_fraction("beta_2", beta_2))
 
-    def init(params):
-        return AdamState(_zero_count(), rate(_zero_count(), _float_dtype(params)),
-                         _zeros_like(params), _zeros_like(params))
 
-    def update(grads, state, params=None):
-        _check_state("adam", state, AdamState)
-        _check_grads("adam", grads, state.momentum, params)
+@_pytree("max_norm")
+class ClipByGlobalNorm(Optimizer):
+    """Gradient clipping; build it with ``clip_by_global_norm``."""
+
+    max_norm: Any
+
+    def init(self, params):
         del params  # unused
-        dtype = state.learning_rate.dtype
-        lr = rate(state.count, dtype)
-        t = (state.count + 1).astype(dtype)
-        correction_1 = 1 - jnp.asarray(beta_1, dtype) ** t
-        correction_2 = 1 - jnp.asarray(beta_2, dtype) ** t
-        momentum = jax.tree_util.tree_map(
-            lambda m, g: beta_1 * m + (1 - beta_1) * g, state.momentum, grads)
-        cache = jax.tree_util.tree_map(
-            lambda c, g: beta_2 * c + (1 - beta_2) * g**2, state.cache, grads)
+        return EmptyState()
 
-        def step(m, c):
-            m_hat = m / _like(correction_1, m)
-            c_hat = c / _like(correction_2, c)
-            return -_like(lr, m) * m_hat / (jnp.sqrt(c_hat) + epsilon)
-
-        updates = jax.tree_util.tree_map(step, momentum, cache)
-        return updates, AdamState(state.count + 1, lr, momentum, cache)
-
-    return GradientTransformation(init, update)
+    def update(self, grads, state, params=None):
+        _check_state("clip_by_global_norm", state, EmptyState)
+        if params is not None:
+            _check_same_tree(grads, params,
+                             what="clip_by_global_norm.update: grads does not match params")
+        del params  # unused
+        leaves = jax.tree_util.tree_leaves(grads)
+        if not leaves:
+            return grads, state
+        max_norm = self.max_norm
+        norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in leaves))
+        scale = jnp.where(norm > max_norm, max_norm / norm, 1.0)  # min(1, max_norm / norm)
+        return jax.tree_util.tree_map(lambda g: g * _like(scale, g), grads), state
 
 
-def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
     """Scale the whole gradient tree by ``min(1, max_norm / global_norm)``.
 
     ``global_norm = sqrt(sum of g**2 over every leaf)``; a tree whose norm is at most
@@ -492,56 +595,48 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 
     State: ``EmptyState()``.
     """
-    max_norm = _check_positive("max_norm", max_norm)
-
-    def init(params):
-        del params  # unused
-        return EmptyState()
-
-    def update(grads, state, params=None):
-        _check_state("clip_by_global_norm", state, EmptyState)
-        if params is not None:
-            _check_same_tree(grads, params,
-                             what="clip_by_global_norm.update: grads does not match params")
-        del params  # unused
-        leaves = jax.tree_util.tree_leaves(grads)
-        if not leaves:
-            return grads, state
-        norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in leaves))
-        scale = jnp.where(norm > max_norm, max_norm / norm, 1.0)  # min(1, max_norm / norm)
-        return jax.tree_util.tree_map(lambda g: g * _like(scale, g), grads), state
-
-    return GradientTransformation(init, update)
+    return ClipByGlobalNorm(_check_positive("max_norm", max_norm))
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
-    """Apply transformations one after another: each one's updates are the next one's grads.
+@_pytree("transforms")
+class Chain(Optimizer):
+    """Transformations applied in turn; build it with ``chain``."""
 
-    State: a tuple with one inner state per transformation, in order.
-    """
-    for i, transform in enumerate(transforms):
-        if not isinstance(transform, GradientTransformation):
-            raise TypeError(f"chain: argument {i} must be a GradientTransformation (e.g. "
-                            f"adam()); got {type(transform).__name__}. Did you pass adam "
-                            f"instead of adam()?")
+    transforms: tuple
 
-    def init(params):
-        return tuple(transform.init(params) for transform in transforms)
+    def init(self, params):
+        return tuple(transform.init(params) for transform in self.transforms)
 
-    def update(grads, state, params=None):
-        if (not isinstance(state, tuple) or hasattr(state, "_fields")
-                or len(state) != len(transforms)):
+    def update(self, grads, state, params=None):
+        n = len(self.transforms)
+        if not isinstance(state, tuple) or hasattr(state, "_fields") or len(state) != n:
             got = (f"{len(state)} states" if isinstance(state, tuple)
                    and not hasattr(state, "_fields") else type(state).__name__)
-            raise TypeError(f"chain.update: state must be the tuple of {len(transforms)} "
-                            f"states that chain(...).init(params) returns; got {got}")
+            raise TypeError(f"chain.update: state must be the tuple of {n} states that "
+                            f"chain(...).init(params) returns; got {got}")
         new_state = []
-        for transform, inner in zip(transforms, state):
+        for transform, inner in zip(self.transforms, state):
             grads, inner = transform.update(grads, inner, params)
             new_state.append(inner)
         return grads, tuple(new_state)
 
-    return GradientTransformation(init, update)
+
+def chain(*transforms) -> Chain:
+    """Apply transformations one after another: each one's updates are the next one's grads.
+
+    Each transformation is anything with ``init(params)`` and ``update(grads, state,
+    params)``: purenn's optimizers, a ``GradientTransformation`` of two functions, or an
+    optax transformation.
+
+    State: a tuple with one inner state per transformation, in order.
+    """
+    for i, transform in enumerate(transforms):
+        if not is_optimizer(transform):
+            hint = (" Did you pass adam instead of adam()?" if callable(transform) else "")
+            raise TypeError(f"chain: argument {i} must be an optimizer or transformation "
+                            f"with init and update methods (e.g. adam()); got "
+                            f"{type(transform).__name__}.{hint}")
+    return Chain(tuple(transforms))
 
 
 # --- schedules: count -> rate ----------------------------------------------------------

@@ -120,7 +120,8 @@ ROWS = {
     # components
     "optimizer factory instead of optimizer": (
         lambda: pn.train_step(MODEL, CCE, pn.optimizers.adam), TypeError,
-        r"optimizer must be a GradientTransformation, e.g. pn.optimizers.adam\(\)"),
+        r"optimizer must have init and update methods, e.g. pn.optimizers.adam\(\).*"
+        r"Did you pass adam instead of adam\(\)\?"),
     "layer factory instead of layer": (lambda: pn.serial(pn.dense(2, 3), pn.relu), TypeError,
                                        r"argument 1 must be a Layer"),
     "params of another model": (

@@ -363,7 +363,7 @@ def test_a_tree_without_arrays_is_refused(tmp_path, tree):
 
 
 def test_bad_paths_are_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"folder does not exist.*os.makedirs"):
+    with pytest.raises(FileNotFoundError, match=r"the folder .* does not exist.*os.makedirs"):
         checkpoint.save(tmp_path / "no" / "such" / "run.safetensors", {"a": jnp.ones(1)})
     with pytest.raises(IsADirectoryError, match="is a folder"):
         checkpoint.save(tmp_path, {"a": jnp.ones(1)})
@@ -400,7 +400,7 @@ def test_truncated_files_are_refused(tmp_path, saved, cut):
     with pytest.raises(ValueError, match=re.escape(f"checkpoint {str(path)!r} is not a valid "
                                                    "safetensors file")) as info:
         checkpoint.load(path, like=make_tree())
-    assert "probably truncated" in str(info.value)
+    assert "truncated" in str(info.value) and "pickle" not in str(info.value)
 
 
 def test_random_bytes_and_empty_files_are_refused(tmp_path):
@@ -609,11 +609,12 @@ def test_a_save_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path):
                                  stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "JAX_PLATFORMS": "cpu"})
                 for i in range(1, len(moments) + 1)]
-    previous, partial_writes = 0, 0
+    previous, partial_writes, stale = 0, 0, set()
     try:
         for child, (how, amount) in zip(children, moments):
             assert child.stdout.readline() == "ready\n", child.stderr.read()
             known = temp_files(tmp_path)  # left by earlier rounds
+            stale |= known
             child.stdin.write("go\n")
             child.stdin.flush()
             first = child.stdout.readline()
@@ -651,8 +652,7 @@ def test_a_save_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path):
             child.communicate()
 
     assert partial_writes >= 1  # a kill did land mid-write (in practice, two or three)
-    leftovers = temp_files(tmp_path)
-    assert leftovers  # a killed save leaves its temporary file; later saves don't mind:
+    assert stale  # a killed save leaves its temporary file; the next save deletes it:
     checkpoint.save(path, make_version(7))
     assert check_complete(path) == 7
-    assert temp_files(tmp_path) == leftovers
+    assert temp_files(tmp_path) == set()

@@ -169,8 +169,8 @@ def test_fit_does_not_compile_twice(spiral):
     for _ in range(2):
         pn.fit(model, counting_loss, opt, params, X, y, key=jax.random.key(0), epochs=21,
                log_every=10, log_fn=None)
-    # Chunks of 1 (epoch 0) and 10 epochs: two compiled programs, both reused.
-    assert len(traces) == 2
+    # Chunks of 1 (epoch 0) and 10 epochs: one compiled program, reused.
+    assert len(traces) == 1
 
 
 def test_fit_prints_the_books_log_lines(spiral):
@@ -236,8 +236,8 @@ FIT_ERRORS = [
     (dict(validation_data=(np.ones((5, 2)), np.zeros(4, np.int32))), ValueError,
      r"X_val and y_val must have the same number of samples"),
     (dict(loss="cce"), TypeError, r"loss must be a function"),
-    (dict(optimizer=pn.optimizers.adam), TypeError, r"optimizer must be a "
-                                                    r"GradientTransformation"),
+    (dict(optimizer=pn.optimizers.adam), TypeError, r"optimizer must have init and update "
+                                                    r"methods.*adam instead of adam\(\)"),
 ]
 
 
@@ -273,8 +273,9 @@ def test_an_update_that_overflows_on_the_last_epoch_never_returns_nan_params(spi
     params = model.init(jax.random.key(2))
     # The loss of epoch 0 is finite, but its update (1e307 * gradients > 1) overflows.
     opt = pn.optimizers.sgd(learning_rate=1e307)
-    with pytest.raises(pn.DivergenceError, match="the parameters became non-finite at "
-                                                 "epoch 0: training diverged") as info:
+    with pytest.raises(pn.DivergenceError, match="the parameters or the optimizer state "
+                                                 "became non-finite at epoch 0: training "
+                                                 "diverged") as info:
         pn.fit(model, CCE, opt, params, 1e6 * X, y, key=jax.random.key(0), epochs=1,
                log_fn=None)
     assert info.value.epoch == 0 and info.value.state_epoch == 0

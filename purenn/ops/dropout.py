@@ -44,11 +44,12 @@ def dropout(x: jax.Array, key: jax.Array, rate: float) -> jax.Array:
     Args:
       x: activations, any shape, floating dtype (kept).
       key: a ``jax.random`` key.
-      rate: a Python float in ``[0, 1)``.
+      rate: the fraction dropped, in ``[0, 1)``: a number, or a scalar array (a traced
+        rate, e.g. swept under ``vmap``, is used unchecked).
     """
     x = check_float_array("x", x)
     key = check_key("key", key)
     rate = check_rate("rate", rate)
-    if rate == 0.0:
-        return x
+    if isinstance(rate, float) and rate == 0.0:
+        return x  # a traced rate of 0 keeps every unit too: the mask is all ones
     return _apply_mask(x, dropout_mask(key, rate, x.shape, x.dtype))
