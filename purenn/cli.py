@@ -176,7 +176,7 @@ def add_run_options(parser):
                           "(needs matplotlib: pip install 'purenn[plot]')")
     out.add_argument("--save", metavar="FILE.safetensors",
                      help="keep the run in FILE with purenn.checkpoint.save: pn.fit's "
-                          "checkpoint {'params', 'opt_state', 'epoch', 'key', 'history'}, "
+                          "checkpoint {'params', 'opt_state', 'epoch', 'key', 'history', ...}, "
                           "written every --checkpoint-every epochs, at the end and on "
                           "Ctrl-C (exit 130), so that --resume can continue it. With "
                           "--seeds: {'params', 'opt_state'} at the end, every leaf with a "
@@ -621,7 +621,7 @@ def _run(config: Config, args, parser, *, title: str, command: Sequence[str],
         return 1
 
     if checkpoint is not None:
-        note(f"saved params, opt_state, epoch, key and history to {checkpoint}")
+        note(f"saved the run (params, opt_state, epoch, key, history) to {checkpoint}")
     elif save is not None:
         from purenn import checkpoint as checkpoints
 
