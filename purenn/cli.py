@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import math
 import os
 import secrets
@@ -348,9 +347,6 @@ def enable_compilation_cache(warn) -> str | None:
 # --- checks before a run ---------------------------------------------------------------
 
 
-_SAVE_TEMP = ".{}.{}.tmp"  # checkpoint.save writes ".NAME.<12 hex digits>.tmp" first
-
-
 def _name_max(folder) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
@@ -360,7 +356,7 @@ def _name_max(folder) -> int:
 
 def _check_output(parser, option, path, suffix=None, *, checkpoint=False):
     """Refuse an output path that cannot be written, before any training. ``checkpoint``:
-    also create (and remove) the temporary file ``checkpoint.save`` writes beside it."""
+    also create (and remove) a temporary file in its folder, as ``checkpoint.save`` does."""
     if path is None:
         return None
     shown = f"{option} {path!r}"
@@ -378,22 +374,17 @@ def _check_output(parser, option, path, suffix=None, *, checkpoint=False):
         parser.error(f"{shown}: the folder {folder!r} does not exist")
     name = os.path.basename(path)
     length, limit = len(os.fsencode(name)), _name_max(folder)
-    if checkpoint:
-        probe = _SAVE_TEMP.format(name, secrets.token_hex(6))
-        limit -= len(os.fsencode(probe)) - length
-        try:
-            os.close(os.open(os.path.join(folder, probe),
-                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            os.unlink(os.path.join(folder, probe))
-        except OSError as err:
-            if err.errno != errno.ENAMETOOLONG:
-                parser.error(f"{shown}: cannot write in the folder {folder!r}: "
-                             f"{err.strerror or err}")
-            length = max(length, limit + 1)
     if length > limit:
-        room = " (saving writes a temporary file named after it first)" if checkpoint else ""
         parser.error(f"{shown}: the file name is too long: {length} bytes, where at most "
-                     f"{limit} fit{room}")
+                     f"{limit} fit")
+    if checkpoint:  # checkpoint.save writes a temporary file in the folder first
+        probe = os.path.join(folder, f".purenn-probe.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(probe)
+        except OSError as err:
+            parser.error(f"{shown}: cannot write in the folder {folder!r}: "
+                         f"{err.strerror or err}")
     if not os.access(folder, os.W_OK | os.X_OK):
         parser.error(f"{shown}: the folder {folder!r} is not writable")
     return path

@@ -405,7 +405,7 @@ BAD = [
     (["train", "--save", "missing_dir/"], r"--save 'missing_dir/' .*names a folder"),
     (["train", "--save", "{tmp}/" + "a" * 256], r"--save '.*a{256}': the file name is too "
                                                 r"long: 256 bytes, where at most \d+ fit"),
-    (["train", "--save", "{tmp}/" + "a" * 250], r"the file name is too long: 250 bytes"),
+    (["train", "--save", "{tmp}/" + "a" * 256], r"the file name is too long: 256 bytes"),
     (["train", "--plot", "{tmp}/" + "a" * 256 + ".png"], r"--plot .*too long: 260 bytes"),
     (["train", "--save", "{tmp}/"], r"--save '.*/' is a folder"),
     # --resume and --checkpoint-every
