@@ -246,17 +246,13 @@ def run(config: Config, seed: int, *, log_every: int | None = 100,
         checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume)
     params, opt_state, history = pn.fit(
         model, loss, optimizer, params, X, y, key=k_fit, epochs=config.epochs,
-        batch_size=config.batch_size, log_every=log_every, log_fn=log_fn, progress=progress,
-        **checkpoint)
+        batch_size=config.batch_size, validation_data=validation, log_every=log_every,
+        log_fn=log_fn, progress=progress, **checkpoint)
+    # With validation data, fit prints the last epoch's line and the validation line.
     last = config.epochs - 1
-    if log_fn is not None and not (log_every and last % log_every == 0):
+    if log_fn is not None and validation is None and not (log_every and last % log_every == 0):
         log_fn(pn.train.format_log_line(last, final_metrics(history)))
-    metrics = None
-    if validation is not None:
-        metrics = pn.evaluate(model, loss, params, *validation)
-        if log_fn is not None:
-            log_fn(pn.train.format_validation_line(metrics))
-    return Run(seed, model, params, opt_state, X, y, history, metrics)
+    return Run(seed, model, params, opt_state, X, y, history, history.get("validation"))
 
 
 class MemoryEstimate(NamedTuple):

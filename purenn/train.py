@@ -548,6 +548,12 @@ class _History:
             if name[4:] in metrics:
                 self.validation[name].append(metrics[name[4:]])
 
+    def keep_validation(self, keep: Callable[[int], bool]):
+        """Keep the validation points whose epoch passes ``keep``."""
+        rows = [i for i, epoch in enumerate(self.validation["val_epoch"]) if keep(int(epoch))]
+        self.validation = {name: [values[i] for i in rows] if values else values
+                           for name, values in self.validation.items()}
+
     def truncate(self, length: int):
         """Keep the first ``length`` epochs."""
         self.parts = {name: [np.concatenate(parts)[:length]] if parts else parts
@@ -565,7 +571,9 @@ class _History:
             out["val_epoch"] = np.asarray(self.validation["val_epoch"], np.int64)
             for name in VALIDATION:
                 if self.validation[name]:
-                    out[name] = np.asarray(self.validation[name])
+                    # float32 unless jax_enable_x64: a checkpoint must load in this mode
+                    out[name] = np.asarray(self.validation[name],
+                                           jax.dtypes.canonicalize_dtype(np.float64))
                 elif name == "val_loss" or "accuracy" in self.parts:
                     out[name] = np.zeros(0)
         return out
@@ -726,6 +734,8 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
         params, opt_state, start, history = _resume(checkpoint_path, params, opt_state, key,
                                                     history)
+        # A shorter earlier run validated after its last epoch too; this one does not.
+        history.keep_validation(lambda epoch: epoch % every == 0)
         if start > end:
             raise ValueError(f"the checkpoint {checkpoint_path!r} is at epoch {start}, past "
                              f"the run's last epoch {end - 1}; raise epochs or pass "
@@ -750,6 +760,10 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
             if done < stop - start + 1:
                 raise _divergence(result, chunk, done, start, run_start, history)
             history.extend(chunk, done)
+            validated = evaluator is not None and (stop % every == 0 or stop + 1 == end)
+            if validated:  # before the state is taken, so an interrupt keeps them together
+                metrics = evaluator(result.state.params, *validation_data)
+                history.add_validation(stop, metrics)
             current = (result.state, stop + 1)
             state, start = current
             for offset in range(done):
@@ -757,9 +771,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
                 if write is not None and log_every and epoch % log_every == 0:
                     write(format_log_line(epoch, {name: values[offset]
                                                   for name, values in chunk.items()}))
-            if evaluator is not None and (stop % every == 0 or start == end):
-                metrics = evaluator(state.params, *validation_data)
-                history.add_validation(stop, metrics)
+            if validated:
                 if best is None or metrics["loss"] < best[0]:
                     best, waited = (metrics["loss"], stop, state.params, state.opt_state), 0
                 else:
@@ -776,6 +788,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
         if checkpoint_path is not None:
             state, start = current
             history.truncate(start - first)
+            history.keep_validation(lambda epoch: epoch < start)
             _save(checkpoint_path, state.params, state.opt_state, start, key, history)
         raise
     finally:
