@@ -266,24 +266,10 @@ def _check_components(model, loss, optimizer, accuracy, *, need_optimizer=True):
 
 
 def _first_learning_rate(opt_state):
-    """The rate the log line prints: the outermost ``learning_rate`` field of a state
-    (purenn's states hold the rate of their latest update, decay included), else an
-    injected hyperparameter (``optax.inject_hyperparams``' ``state.hyperparams``), else
-    None."""
-    fields = _learning_rate_fields(opt_state)
-    if fields:
-        return fields[0]
+    """The rate the log line prints: the outermost one the state holds (see
+    ``optimizers._learning_rates``), or None."""
     found = optimizers._learning_rates(opt_state)
     return found[0] if found else None
-
-
-def _learning_rate_fields(node) -> list:
-    if not isinstance(node, tuple):
-        return []
-    found = [node.learning_rate] if "learning_rate" in getattr(node, "_fields", ()) else []
-    for child in node:
-        found += _learning_rate_fields(child)
-    return found
 
 
 def _step_function(c: _Components):
