@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 import purenn as pn
-from purenn import experiments
+from purenn import experiments, sweep
 from purenn.experiments import BOOK, OPTIMIZERS, Config
 
 DEFAULT_EPOCHS = 10001
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "experiments, or train your own network on the book's toy data.",
         epilog="Run 'purenn book --help' or 'purenn train --help' for the options.")
     parser.add_argument("--version", action="version", version=f"purenn {pn.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{book,train}",
+    commands = parser.add_subparsers(dest="command", metavar="{book,train,sweep}",
                                      parser_class=_Parser)
 
     book = commands.add_parser(
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(parser=train)
     add_train_options(train)
     add_run_options(train)
+    sweep.add_parser(commands, train)  # purenn sweep: train's options, numeric ones as lists
     return parser
 
 
@@ -641,6 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     sub = args.parser
+    if args.command == "sweep":
+        return sweep.main(args, sub)
     if args.command == "book":
         if args.list:
             width = max(map(len, BOOK))

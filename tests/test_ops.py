@@ -128,6 +128,27 @@ def test_dropout_rate_zero_is_the_identity(key):
     assert np.array_equal(pn.ops.dropout(x, key, 0.0), x)
 
 
+def test_dropout_with_a_traced_rate_is_the_same_op(key):
+    # A rate passed into jit (a model's leaf) takes another branch for 0 (no mask drawn)
+    # and the masked one otherwise; under vmap both run. Same values and gradients.
+    x = jnp.asarray(rng().standard_normal((6, 5)))
+    dvalues = jnp.asarray(rng().standard_normal((6, 5)))
+
+    def forward_and_grad(rate):
+        out, pullback = jax.vjp(lambda v: pn.ops.dropout(v, key, rate), x)
+        return out, pullback(dvalues)[0]
+
+    for rate in (0.0, 0.5):
+        out, dx = jax.jit(forward_and_grad)(jnp.asarray(rate))
+        expected_out, expected_dx = forward_and_grad(rate)
+        assert np.array_equal(out, expected_out) and np.array_equal(dx, expected_dx)
+    outs, dxs = jax.vmap(forward_and_grad)(jnp.asarray([0.0, 0.5]))
+    assert np.array_equal(outs[0], x) and np.array_equal(dxs[0], dvalues)
+    assert np.array_equal(outs[1], forward_and_grad(0.5)[0])
+    # the branch: a sweep's cells with rate 0 draw no mask
+    assert "cond[" in str(jax.make_jaxpr(lambda r: pn.ops.dropout(x, key, r))(0.0))
+
+
 # --- regularization -------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from purenn._checks import check_float_array, check_key, check_rate
 
@@ -55,6 +56,9 @@ def dropout(x: jax.Array, key: jax.Array, rate: float) -> jax.Array:
     x = check_float_array("x", x)
     key = check_key("key", key)
     rate = check_rate("rate", rate)
-    if isinstance(rate, float) and rate == 0.0:
-        return x  # a traced rate of 0 keeps every unit too: the mask is all ones
-    return _apply_mask(x, dropout_mask(key, rate, x.shape, x.dtype))
+    if isinstance(rate, float):
+        return x if rate == 0.0 else _apply_mask(x, dropout_mask(key, rate, x.shape, x.dtype))
+    # An array rate (traced, e.g. a model passed to jit): a rate of 0 keeps every unit, so
+    # skip drawing the mask. Under vmap both branches run, and agree (the mask is all ones).
+    return lax.cond(rate == 0, lambda x: x,
+                    lambda x: _apply_mask(x, dropout_mask(key, rate, x.shape, x.dtype)), x)
