@@ -720,6 +720,11 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
         params, opt_state, start, history = _resume(checkpoint_path, params, opt_state, key,
                                                     history)
+        if placement is not None:
+            params, opt_state = jax.device_put((params, opt_state), placement.replicated)
+        else:  # uncommitted, as the caller's arrays are: the same compiled program serves
+            params, opt_state = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
+                                             (params, opt_state))
         # A shorter earlier run validated after its last epoch too; this one does not.
         history.keep_validation(lambda epoch: epoch % every == 0)
         if start > end:

@@ -176,9 +176,6 @@ def test_a_first_fit_in_a_fresh_process_compiles_one_training_program():
     assert [c for c in compiled if c[0] == "fit 6"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="library: checkpoint.load(like=...) returns arrays "
-                                       "committed to a device, and a committed argument "
-                                       "makes jit compile fit's training program again")
 def test_resuming_a_run_in_the_same_process_compiles_nothing(tmp_path):
     X, y, _ = fresh_process.book_data()
     model, optimizer = book_model(), pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
