@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -36,10 +37,12 @@ __all__ = [
     "BOOK",
     "Config",
     "Experiment",
+    "MemoryEstimate",
     "Run",
     "SeedsDivergedError",
     "Seeds",
     "default_seeds_mode",
+    "estimate_memory",
     "fit_seeds",
     "run",
     "run_seeds",
@@ -227,24 +230,75 @@ class Run(NamedTuple):
 
 
 def run(config: Config, seed: int, *, log_every: int | None = 100,
-        log_fn: Callable[[str], Any] | None = print, progress: bool | None = None) -> Run:
+        log_fn: Callable[[str], Any] | None = print, progress: bool | None = None,
+        checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+        resume: bool = False) -> Run:
     """Train one seed with ``pn.fit``, printing the book's lines through ``log_fn``:
     every ``log_every`` epochs, the last epoch's line (if not printed already), then the
-    validation line."""
+    validation line.
+
+    ``checkpoint_path``, ``checkpoint_every``: passed to ``pn.fit``, which saves the run
+    there as it goes, at the end and when interrupted. ``resume=True`` continues from that
+    file; ``resume=False`` (the default) starts over and overwrites it."""
     model, loss, optimizer = components(config)
     X, y, validation, params, k_fit = _inputs(config, seed, model)
+    checkpoint = {} if checkpoint_path is None else dict(
+        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume)
     params, opt_state, history = pn.fit(
         model, loss, optimizer, params, X, y, key=k_fit, epochs=config.epochs,
-        batch_size=config.batch_size, log_every=log_every, log_fn=log_fn, progress=progress)
+        batch_size=config.batch_size, validation_data=validation, log_every=log_every,
+        log_fn=log_fn, progress=progress, **checkpoint)
+    # With validation data, fit prints the last epoch's line and the validation line.
     last = config.epochs - 1
-    if log_fn is not None and not (log_every and last % log_every == 0):
+    if log_fn is not None and validation is None and not (log_every and last % log_every == 0):
         log_fn(pn.train.format_log_line(last, final_metrics(history)))
-    metrics = None
-    if validation is not None:
-        metrics = pn.evaluate(model, loss, params, *validation)
-        if log_fn is not None:
-            log_fn(pn.train.format_validation_line(metrics))
-    return Run(seed, model, params, opt_state, X, y, history, metrics)
+    return Run(seed, model, params, opt_state, X, y, history, history.get("validation"))
+
+
+class MemoryEstimate(NamedTuple):
+    """A lower bound on the memory a run holds at once, in bytes (see ``estimate_memory``)."""
+
+    parameters: int  # the model's parameter count (one seed)
+    state: int  # params, their gradients and the optimizer's state, all seeds held
+    data: int  # training and validation data, all seeds
+    activations: int  # the layers' outputs and their gradients for one batch
+    dtype: str  # the floating-point dtype the sizes are counted in
+
+    @property
+    def total(self) -> int:
+        return self.state + self.data + self.activations
+
+
+def estimate_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> MemoryEstimate:
+    """What training ``config`` for ``seeds`` seeds holds in memory at least, counted from
+    shapes alone (``jax.eval_shape``: nothing is allocated or compiled): the parameters,
+    their gradients and the optimizer's state (Adam: two moment copies), the data, and
+    every layer's output and gradient for one batch. ``run_seeds`` keeps each seed's data
+    and parameters; with ``vmap=True`` every seed also trains at once."""
+    model, _, optimizer = components(config)
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0)))
+    opt_state = jax.eval_shape(optimizer.init, params)
+
+    def size(tree):
+        return sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize
+                   for leaf in jax.tree.leaves(tree))
+
+    count = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+    data = jax.eval_shape(lambda: config.make_data(jax.random.key(0), 1))
+    per_sample = size(data)  # X and y of one sample per class
+    dtype = np.dtype(jax.tree.leaves(params)[0].dtype)
+    samples = config.samples + config.validation_samples
+    batch = max(config.batch_size or config.samples * config.classes,
+                config.validation_samples * config.classes)
+    outputs = sum(config.hidden) * (2 if config.dropout else 1) + sum(config.hidden)
+    outputs += 1 if config.binary else config.classes
+    together = seeds if vmap else 1
+    return MemoryEstimate(
+        parameters=count,
+        state=(seeds + together) * size(params) + seeds * size(opt_state),
+        data=seeds * samples * per_sample,
+        activations=together * 2 * batch * outputs * dtype.itemsize,
+        dtype=str(dtype))
 
 
 def final_metrics(history: dict) -> dict:

@@ -79,7 +79,12 @@ class Layer:
 
     def apply(self, params, x: jax.Array, *, key: jax.Array | None = None,
               train: bool = False) -> jax.Array:
-        """Map a batch forward; see the class docstring for ``key`` and ``train``."""
+        """Map a batch ``x`` (``(N, features_in)``) to ``(N, features_out)``.
+
+        ``train=True`` is the training pass: layers that behave differently in training
+        (dropout) do so, drawing from ``key``; ``train=False`` (the default) is inference.
+        ``key`` is a ``jax.random`` key or None; layers that draw nothing ignore it.
+        """
         raise NotImplementedError
 
     def penalty(self, params) -> jax.Array:
@@ -196,7 +201,10 @@ class _Activation(Layer):
         return ()
 
     def apply(self, params, x, *, key=None, train=False):
-        """Any shape in, the same shape out; the same in training and inference."""
+        """Elementwise (relu, sigmoid) or per row over the last axis (softmax): ``x`` of
+        any float shape, e.g. ``(N, features)``, to the same shape and dtype. The same in
+        training and inference: ``train`` changes nothing and ``key`` is accepted (and
+        checked) but unused; ``params`` is ``()``."""
         del params, train  # unused: no parameters, same in training and inference
         _checked_key(key)
         return type(self)._op(x)
@@ -304,8 +312,9 @@ class Serial(Layer):
         return tuple(layer.init(k) for layer, k in zip(self.layers, self._split(key)))
 
     def apply(self, params, x, *, key=None, train=False):
-        """Each layer in turn; layer ``i`` gets ``split(key, n)[i]`` when ``key`` is
-        given, and the same ``train``. ``(N, features_in) -> (N, features_out)``."""
+        """Each layer in turn: ``(N, features_in) -> (N, features_out)``. Layer ``i``
+        gets ``split(key, n)[i]`` when ``key`` is given (None otherwise) and the same
+        ``train``; ``params`` is the tuple ``init`` returns, one entry per layer."""
         self._check_params(params)
         for layer, layer_params, layer_key in zip(self.layers, params, self._split(key)):
             x = layer.apply(layer_params, x, key=layer_key, train=train)
@@ -349,12 +358,17 @@ class Custom(Layer):
     penalty_fn: Callable[[Any], jax.Array] | None = None
 
     def init(self, key):
+        """``init_fn(key)``: your layer's parameters."""
         return self.init_fn(key)
 
     def apply(self, params, x, *, key=None, train=False):
+        """``apply_fn(params, x, key=key, train=train)``: shapes, and what ``key`` and
+        ``train`` do, are your function's. Inside ``serial`` it gets its own split of the
+        model's key (None in inference) and the model's ``train``."""
         return self.apply_fn(params, x, key=key, train=train)
 
     def penalty(self, params):
+        """``penalty_fn(params)``, or 0 when none was given."""
         return _zero() if self.penalty_fn is None else self.penalty_fn(params)
 
 

@@ -323,29 +323,32 @@ def apply_updates(params, updates):
 
 
 def _learning_rates(state) -> list:
-    """Every ``learning_rate`` held in a state: fields of NamedTuple states, and the
-    ``hyperparams`` dict of ``optax.inject_hyperparams``' state; outermost first."""
-    found = []
+    """The learning rates a state holds, outermost first: the ``learning_rate`` fields of
+    NamedTuple states (purenn's hold the rate of their latest update, decay included);
+    only if there are none, the ``hyperparams["learning_rate"]`` of
+    ``optax.inject_hyperparams``' states."""
+    fields, injected = [], []
 
     def search(node):
         if isinstance(node, tuple) and "learning_rate" in getattr(node, "_fields", ()):
-            found.append(node.learning_rate)
+            fields.append(node.learning_rate)
         hyperparams = getattr(node, "hyperparams", None)
         if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
-            found.append(hyperparams["learning_rate"])
+            injected.append(hyperparams["learning_rate"])
         if isinstance(node, tuple):
             for child in node:
                 search(child)
 
     search(state)
-    return found
+    return fields or injected
 
 
 def current_learning_rate(state) -> jax.Array:
     """The rate used by the latest update (the initial rate before any update).
 
-    Works on an optimizer's state and on a ``chain(...)`` state (a tuple of states), in
-    which exactly one inner state must carry a learning rate.
+    Works on an optimizer's state, on a ``chain(...)`` state (a tuple of states), in
+    which exactly one inner state must carry a learning rate, and on the state of
+    ``optax.inject_hyperparams(pn.optimizers.adam)(...)`` (the inner state's rate).
     """
     found = _learning_rates(state)
     if not found:

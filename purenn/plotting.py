@@ -54,23 +54,44 @@ def decision_grid(model, params, X, *, binary: bool, resolution: int = GRID):
     return xx, yy, classes.reshape(xx.shape)
 
 
-def _curve(ax, epochs, values, label, colour):
+def _curve(ax, epochs, values, label, colour, *, style="-", marker=None):
     values = np.asarray(values, dtype=np.float64)
+    epochs = np.asarray(epochs)
+    if epochs.ndim > 1:  # stacked over seeds: every seed has the same epochs
+        epochs = epochs[0]
     if values.ndim == 1:
-        ax.plot(epochs, values, label=label, color=colour, linewidth=1.2)
+        ax.plot(epochs, values, style, label=label, color=colour, linewidth=1.2,
+                marker=marker, markersize=3)
         return
     mean, std = values.mean(axis=0), values.std(axis=0)
-    ax.plot(epochs, mean, label=f"{label} (mean of {values.shape[0]})", color=colour,
-            linewidth=1.2)
+    ax.plot(epochs, mean, style, label=f"{label} (mean of {values.shape[0]})", color=colour,
+            linewidth=1.2, marker=marker, markersize=3)
     ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
 
 
-def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
-             seeds=None) -> None:
-    """Write a PNG of ``run`` (an ``experiments.Run``): decision regions over the training
-    points, loss curves and accuracy curves, side by side, ``WIDTH x HEIGHT`` inches at
-    ``DPI``. With ``seeds`` (an ``experiments.Seeds``), the curves are the mean ± std over
-    the seeds and the regions are those of ``run``."""
+def loss_limits(curves, *, percentile: float = 99.0) -> tuple[float, bool]:
+    """The top of the loss panel, and whether any point lies above it: just above the
+    highest of each curve's first value and its ``percentile``-th percentile, so that a
+    few short spikes (Adam at a high learning rate) do not squash the rest of the curve
+    into the bottom of the panel."""
+    ceiling, highest = 0.0, 0.0
+    for curve in curves:
+        values = np.asarray(curve, dtype=np.float64)
+        firsts = np.ravel(values[..., 0]) if values.size else values
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        highest = max(highest, values.max())
+        ceiling = max(ceiling, np.percentile(values, percentile),
+                      *firsts[np.isfinite(firsts)])
+    if ceiling <= 0:
+        return 1.0, False
+    top = ceiling * 1.1
+    return top, bool(highest > top)
+
+
+def figure_run(run, *, binary: bool, title: str = "", seeds=None):
+    """The matplotlib ``Figure`` that ``plot_run`` saves (for a notebook or a test)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
@@ -97,29 +118,68 @@ def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
 
     history = seeds.history if seeds is not None else run.history
     epochs = np.asarray(history["epoch"])
+    plotted = []
     for name, colour in (("loss", "black"), ("data_loss", "tab:blue"),
                          ("reg_loss", "tab:orange")):
         if name in history and (name != "reg_loss" or np.any(np.asarray(history[name]))):
             _curve(losses, epochs, history[name], name, colour)
-    losses.set_xlabel("epoch")
-    losses.set_title("loss")
+            plotted.append(history[name])
     if "accuracy" in history:
         _curve(accuracies, epochs, history["accuracy"], "training acc", "tab:green")
         accuracies.set_ylim(0, 1.02)
-    accuracies.set_xlabel("epoch")
-    accuracies.set_title("accuracy")
-    validation = (seeds.validation if seeds is not None else run.validation)
+    # Validation: the curves fit drew at its log lines, else the final value as a line.
+    curves = "val_epoch" in history and np.size(history["val_epoch"]) > 0
+    if curves:
+        val_epochs = history["val_epoch"]
+        _curve(losses, val_epochs, history["val_loss"], "validation loss", "tab:red",
+               style="--", marker="o" if np.shape(val_epochs)[-1] <= 30 else None)
+        plotted.append(history["val_loss"])
+        if np.size(history.get("val_accuracy", ())):
+            _curve(accuracies, val_epochs, history["val_accuracy"], "validation acc",
+                   "tab:red", style="--",
+                   marker="o" if np.shape(val_epochs)[-1] <= 30 else None)
+    validation = seeds.validation if seeds is not None else run.validation
     if validation is not None:
         for name, ax in (("loss", losses), ("accuracy", accuracies)):
             if name in validation:
                 value = float(np.mean(validation[name]))
-                ax.axhline(value, color="tab:red", linestyle="--", linewidth=1,
-                           label=f"validation {'acc' if name == 'accuracy' else name}"
-                                 f"{' (mean)' if seeds is not None else ''}: {value:.3f}")
+                label = (f"final validation {'acc' if name == 'accuracy' else name}"
+                         f"{' (mean)' if seeds is not None else ''}: {value:.3f}")
+                if curves:  # the curve is there already: label its end
+                    ax.plot([], [], " ", label=label)
+                else:
+                    ax.axhline(value, color="tab:red", linestyle="--", linewidth=1,
+                               label=label)
+    title_of_losses = "loss"
+    if plotted:
+        top, clipped = loss_limits(plotted)
+        losses.set_ylim(0, top)
+        if clipped:
+            title_of_losses += f" (spikes above {top:.2g} cut off)"
+    losses.set_title(title_of_losses)
     for ax in (losses, accuracies):
+        ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
+    accuracies.set_title("accuracy")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
+             seeds=None) -> None:
+    """Write a PNG of ``run`` (an ``experiments.Run``): decision regions over the training
+    points, loss curves and accuracy curves, side by side, ``WIDTH x HEIGHT`` inches at
+    ``DPI``. With ``seeds`` (an ``experiments.Seeds``), the curves are the mean ± std over
+    the seeds and the regions are those of ``run``.
+
+    Validation: when the history holds ``val_epoch``, ``val_loss`` and ``val_accuracy``
+    (``pn.fit(..., validation_data=...)``), they are drawn as curves beside the training
+    ones; otherwise the final validation result (``run.validation``) is a horizontal
+    line. The loss panel's top is cut just above each curve's first value or 99th
+    percentile, whichever is higher, so that loss spikes do not flatten the curves.
+    """
+    fig = figure_run(run, binary=binary, title=title, seeds=seeds)
     fig.savefig(os.fspath(path), format="png", dpi=DPI)

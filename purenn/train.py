@@ -102,16 +102,36 @@ class _Static(NamedTuple):
     leaves: tuple  # the non-numeric leaves, None where the leaf is data
 
 
+class _Unhashable:
+    """A non-numeric leaf that cannot be hashed, e.g. an optimizer written as a plain
+    ``@dataclass`` (which sets ``__hash__ = None``). It is equal only to itself, so each
+    ``_partition`` of it compiles its own program: never one built for older values."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _static_leaf(leaf):
+    try:
+        hash(leaf)
+    except TypeError:
+        return _Unhashable(leaf)
+    return leaf
+
+
 def _partition(tree) -> tuple[tuple, _Static]:
     """Split ``tree`` into its numeric leaves (jit arguments) and the static rest."""
     leaves, treedef = jax.tree.flatten(tree)
     dynamic = tuple(leaf if _is_data(leaf) else None for leaf in leaves)
-    static = tuple(None if _is_data(leaf) else leaf for leaf in leaves)
+    static = tuple(None if _is_data(leaf) else _static_leaf(leaf) for leaf in leaves)
     return dynamic, _Static(treedef, static)
 
 
 def _combine(dynamic: tuple, static: _Static):
-    leaves = [s if d is None else d for d, s in zip(dynamic, static.leaves)]
+    leaves = [(s.value if isinstance(s, _Unhashable) else s) if d is None else d
+              for d, s in zip(dynamic, static.leaves)]
     return jax.tree.unflatten(static.treedef, leaves)
 
 
@@ -180,29 +200,38 @@ def _placement(mesh, data_axis):
 # --- checks where the components are handed in -----------------------------------------
 
 
-def _last_layer(model):
-    """The layer that makes the model's output, looking through serial and dropout."""
-    while True:
-        if isinstance(model, layers.Serial):
-            rest = [layer for layer in model.layers if not isinstance(layer, layers.Dropout)]
-            if not rest:
-                return model
-            model = rest[-1]
-        else:
-            return model
+def _last_layer(model) -> tuple[Layer, str]:
+    """The layer that makes the model's output, looking through serial and dropout, and
+    where it sits (``"model.layers[3]"``)."""
+    where = "model"
+    while isinstance(model, layers.Serial):
+        rest = [i for i, layer in enumerate(model.layers)
+                if not isinstance(layer, layers.Dropout)]
+        if not rest:
+            break
+        where += f".layers[{rest[-1]}]"
+        model = model.layers[rest[-1]]
+    return model, where
 
 
 def check_output_layer(model, loss) -> None:
-    """Refuse a last layer that does not fit the loss: a softmax before the loss that
-    applies its own softmax, or a layer that cannot output probabilities before a loss
-    that expects them. Layers purenn does not know pass."""
-    last = _last_layer(model)
+    """Refuse a last layer that does not fit the loss: a softmax (or sigmoid) before the
+    loss that applies its own softmax, or a layer that cannot output probabilities (dense,
+    relu) before a loss that expects them. Layers purenn does not know (``custom``) pass.
+
+    Raises:
+      ValueError: naming the layer and the fix, e.g. ``the model's last layer,
+        model.layers[3], is a softmax layer, but softmax_categorical_crossentropy expects
+        logits and applies the softmax itself: remove the softmax layer ...``.
+    """
+    last, where = _last_layer(model)
     kind = type(last).__name__.lower()
+    subject = (f"the model is a {kind} layer" if where == "model" else
+               f"the model's last layer, {where}, is a {kind} layer")
     if loss is losses.softmax_categorical_crossentropy and isinstance(
             last, (layers.Softmax, layers.Sigmoid)):
-        raise ValueError(f"the model ends in a {kind} layer, but "
-                         f"softmax_categorical_crossentropy expects logits and applies the "
-                         f"softmax itself: remove the {kind} layer (or use "
+        raise ValueError(f"{subject}, but softmax_categorical_crossentropy expects logits "
+                         f"and applies the softmax itself: remove the {kind} layer (or use "
                          f"categorical_crossentropy on probabilities)")
     if loss in (losses.categorical_crossentropy, losses.binary_crossentropy) and isinstance(
             last, (layers.Dense, layers.Relu)):
@@ -210,8 +239,8 @@ def check_output_layer(model, loss) -> None:
         fix = ("add pn.sigmoid() as the last layer" if loss is losses.binary_crossentropy
                else "add pn.softmax() as the last layer, or use "
                     "softmax_categorical_crossentropy on the logits")
-        raise ValueError(f"the model ends in a {kind} layer, which does not output "
-                         f"probabilities, but {name} expects probabilities: {fix}")
+        raise ValueError(f"{subject}, which does not output probabilities, but {name} "
+                         f"expects probabilities: {fix}")
 
 
 def _check_components(model, loss, optimizer, accuracy, *, need_optimizer=True):
@@ -237,6 +266,8 @@ def _check_components(model, loss, optimizer, accuracy, *, need_optimizer=True):
 
 
 def _first_learning_rate(opt_state):
+    """The rate the log line prints: the outermost one the state holds (see
+    ``optimizers._learning_rates``), or None."""
     found = optimizers._learning_rates(opt_state)
     return found[0] if found else None
 
@@ -503,6 +534,12 @@ class _History:
             if name[4:] in metrics:
                 self.validation[name].append(metrics[name[4:]])
 
+    def keep_validation(self, keep: Callable[[int], bool]):
+        """Keep the validation points whose epoch passes ``keep``."""
+        rows = [i for i, epoch in enumerate(self.validation["val_epoch"]) if keep(int(epoch))]
+        self.validation = {name: [values[i] for i in rows] if values else values
+                           for name, values in self.validation.items()}
+
     def truncate(self, length: int):
         """Keep the first ``length`` epochs."""
         self.parts = {name: [np.concatenate(parts)[:length]] if parts else parts
@@ -520,7 +557,9 @@ class _History:
             out["val_epoch"] = np.asarray(self.validation["val_epoch"], np.int64)
             for name in VALIDATION:
                 if self.validation[name]:
-                    out[name] = np.asarray(self.validation[name])
+                    # float32 unless jax_enable_x64: a checkpoint must load in this mode
+                    out[name] = np.asarray(self.validation[name],
+                                           jax.dtypes.canonicalize_dtype(np.float64))
                 elif name == "val_loss" or "accuracy" in self.parts:
                     out[name] = np.zeros(0)
         return out
@@ -620,13 +659,17 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
       patience: early stopping: stop after this many validation evaluations without a
         lower validation loss, and return the params and optimizer state of the best
         one (``history["best_epoch"]``: the epoch after which they were taken). Needs
-        ``validation_data``; None (default) trains every epoch, as the book does.
+        ``validation_data``; None (default) trains every epoch, as the book does. A run
+        resumed from its checkpoint counts afresh from the resume (the best params
+        before it are not in the checkpoint).
       initial_epoch: the first epoch's number: continue a run's key schedule, e.g. 40
         epochs, then ``epochs=60, initial_epoch=40, opt_state=<the returned state>``
         ends bit-identical to 100 epochs in one call.
       log_every: print the book's log line every this many epochs (0 or None: never).
       log_fn: where log lines go (``print`` by default; None to silence). With several
-        processes (``jax.distributed``) only process 0 logs.
+        processes (``jax.distributed``) only process 0 logs. With ``validation_data`` the
+        run ends with the last epoch's line (unless it was just printed), a line saying
+        where early stopping stopped (if it did), then the book's validation line.
       progress: show a tqdm progress bar; by default on for runs of >= 1000 epochs when
         stderr is a terminal.
       checkpoint_path, checkpoint_every: save ``params``, ``opt_state``, the next epoch,
@@ -677,6 +720,13 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
         params, opt_state, start, history = _resume(checkpoint_path, params, opt_state, key,
                                                     history)
+        if placement is not None:
+            params, opt_state = jax.device_put((params, opt_state), placement.replicated)
+        else:  # uncommitted, as the caller's arrays are: the same compiled program serves
+            params, opt_state = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
+                                             (params, opt_state))
+        # A shorter earlier run validated after its last epoch too; this one does not.
+        history.keep_validation(lambda epoch: epoch % every == 0)
         if start > end:
             raise ValueError(f"the checkpoint {checkpoint_path!r} is at epoch {start}, past "
                              f"the run's last epoch {end - 1}; raise epochs or pass "
@@ -690,7 +740,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     current = (RunState(params, opt_state, params, opt_state), start)
     run_start = start
     best = None  # (val_loss, epoch, params, opt_state) of the best validation point
-    waited = 0
+    waited, stopped = 0, False
     try:
         while start < end:
             stop = _next_stop(start, end, every, checkpoint_every)
@@ -701,6 +751,10 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
             if done < stop - start + 1:
                 raise _divergence(result, chunk, done, start, run_start, history)
             history.extend(chunk, done)
+            validated = evaluator is not None and (stop % every == 0 or stop + 1 == end)
+            if validated:  # before the state is taken, so an interrupt keeps them together
+                metrics = evaluator(result.state.params, *validation_data)
+                history.add_validation(stop, metrics)
             current = (result.state, stop + 1)
             state, start = current
             for offset in range(done):
@@ -708,9 +762,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
                 if write is not None and log_every and epoch % log_every == 0:
                     write(format_log_line(epoch, {name: values[offset]
                                                   for name, values in chunk.items()}))
-            if evaluator is not None and (stop % every == 0 or start == end):
-                metrics = evaluator(state.params, *validation_data)
-                history.add_validation(stop, metrics)
+            if validated:
                 if best is None or metrics["loss"] < best[0]:
                     best, waited = (metrics["loss"], stop, state.params, state.opt_state), 0
                 else:
@@ -720,25 +772,38 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
                 _save(checkpoint_path, state.params, state.opt_state, start, key, history)
             if bar is not None:
                 bar.update(start - first - bar.n)
-            if patience is not None and waited >= patience:
+            if patience is not None and waited >= patience and start < end:
+                stopped = True
                 break
     except KeyboardInterrupt:
         if checkpoint_path is not None:
             state, start = current
             history.truncate(start - first)
+            history.keep_validation(lambda epoch: epoch < start)
             _save(checkpoint_path, state.params, state.opt_state, start, key, history)
         raise
     finally:
         if bar is not None:
             bar.close()
-    state = current[0]
+    state, next_epoch = current
     params, opt_state = state.params, state.opt_state
     out = history.arrays(with_validation=evaluator is not None)
+    last = next_epoch - 1
     if patience is not None:
-        _, out["best_epoch"], params, opt_state = best
+        if best is None:  # nothing left to train: a finished run's checkpoint
+            out["best_epoch"] = last
+        else:
+            _, out["best_epoch"], params, opt_state = best
     if evaluator is not None:
         out["validation"] = evaluator(params, *validation_data)
         if log_fn is not None:
+            # The validation line follows the line of the last epoch trained.
+            if next_epoch > run_start and not (log_every and last % log_every == 0):
+                log_fn(format_log_line(last, {name: out[name][-1] for name in names}))
+            if stopped:
+                log_fn(f"early stopping after epoch {last}: no lower validation loss in "
+                       f"{patience} evaluations; returning the params of epoch "
+                       f"{out['best_epoch']} (validation loss {best[0]:.3f})")
             log_fn(format_validation_line(out["validation"]))
     return params, opt_state, out
 
@@ -906,14 +971,18 @@ def predict(model: Layer, loss: Callable, params, X, *, batch_size: int | None =
       params: the trained parameters.
       X: inputs ``(N, features)``.
       batch_size: predict this many rows at a time (one compiled program; the last
-        batch is padded), to bound memory; None: all at once.
+        batch is padded, and may be larger than ``N``), to bound memory; None: all at
+        once.
 
     Returns:
       ``(N, outputs)`` probabilities, in the params' dtype.
     """
     _check_components(model, loss, None, None, need_optimizer=False)
     X = check_matrix("X", X)
-    batch_size = check_batch_size(batch_size, X.shape[0])
+    if batch_size is not None:  # larger than N too: one batch_size, one program, any X
+        limit = (max(batch_size, X.shape[0]) if isinstance(batch_size, numbers.Integral)
+                 else X.shape[0])
+        batch_size = check_batch_size(batch_size, limit)
     dynamic, static = _partition((model, loss))
     if batch_size is None:
         return _predict_program(static, dynamic, params, X)

@@ -1,10 +1,12 @@
 """purenn.checkpoint: bit-exact round trips, key-path names, checks against ``like``,
 refusal of anything that is not a purenn safetensors checkpoint (pickles never run), and
-atomic writes that survive a SIGKILL mid-write."""
+atomic writes that survive a SIGKILL mid-write.
+
+Tests run in float32; those whose trees hold the mode's default dtypes (round trips, weak
+types, dtype checks) run in float64 too (the ``x64`` fixture)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import random
@@ -25,7 +27,6 @@ import pytest
 import safetensors.numpy
 from safetensors import safe_open
 
-import purenn as pn
 from purenn import checkpoint
 
 
@@ -33,26 +34,38 @@ class OptState(NamedTuple):
     """An optimizer state as the optimizers make them."""
 
     count: jax.Array  # int32, ()
-    learning_rate: jax.Array  # float64, ()
+    learning_rate: jax.Array  # the default float dtype (float32, float64 with x64), ()
     momentum: Any  # a tree like params
     cache: Any  # None: this optimizer keeps no cache
 
 
-@functools.cache
+def default_float():
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
 def make_params(hidden: int = 64, dtype=None):
-    model = pn.serial(pn.dense(2, hidden, weight_l2=5e-4, dtype=dtype), pn.relu(),
-                      pn.dense(hidden, 3, dtype=dtype))
-    return model.init(jax.random.key(0))  # compiled per shape: cached, as it takes ~1 s
+    """The params of ``serial(dense(2, hidden), relu(), dense(hidden, 3))`` in ``dtype`` (the
+    mode's default float by default), from NumPy: no program to compile (``device_put``,
+    unlike ``jnp.asarray``, compiles nothing)."""
+    dtype = np.dtype(dtype or default_float())
+    rng = np.random.default_rng(0)
+
+    def dense(n_in, n_out):
+        return {"weights": jax.device_put((0.01 * rng.standard_normal((n_in, n_out))
+                                           ).astype(dtype)),
+                "biases": jax.device_put(np.zeros((1, n_out), dtype))}
+
+    return (dense(2, hidden), (), dense(hidden, 3))
 
 
 def make_tree(hidden: int = 64, dtype=None):
     """What a training run checkpoints; a new dict each call, sharing the (immutable) arrays."""
     params = make_params(hidden, dtype)
     rng = np.random.default_rng(hidden)
-    momentum = jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype),
-                            params)
+    momentum = jax.tree.map(
+        lambda p: jax.device_put(rng.standard_normal(p.shape).astype(p.dtype)), params)
     state = OptState(count=jnp.asarray(12, jnp.int32),
-                     learning_rate=jnp.asarray(0.05, jnp.float64),
+                     learning_rate=jnp.asarray(0.05, default_float()),
                      momentum=momentum, cache=None)
     return {"params": params, "opt_state": state, "step": jnp.int32(7),
             "key": jax.random.key(3)}
@@ -86,8 +99,9 @@ def files_in(folder: Path) -> list[str]:
 # --- round trips -----------------------------------------------------------------------
 
 
-def test_round_trip_of_params_and_optimizer_state_is_bit_exact(tmp_path):
+def test_round_trip_of_params_and_optimizer_state_is_bit_exact(tmp_path, x64):
     tree = make_tree()
+    assert tree["params"][0]["weights"].dtype == (jnp.float64 if x64 else jnp.float32)
     path = tmp_path / "run.safetensors"
     checkpoint.save(path, tree)
     restored = checkpoint.load(path, like=make_tree())  # fresh values, same structure
@@ -103,7 +117,7 @@ def test_round_trip_of_params_and_optimizer_state_is_bit_exact(tmp_path):
                            jax.random.normal(tree["key"], (4,)))
 
 
-def test_like_may_be_shape_dtype_structs(tmp_path):
+def test_like_may_be_shape_dtype_structs(tmp_path, x64):
     tree = make_tree()
     checkpoint.save(tmp_path / "run.safetensors", tree)
     like = jax.eval_shape(make_tree)
@@ -124,14 +138,22 @@ def random_array(dtype, shape, rng):
                                    np.int32, np.uint32, np.int64, np.uint64, np.int8,
                                    np.uint8, np.int16, np.uint16, np.bool_],
                          ids=lambda d: np.dtype(d).name)
-def test_every_dtype_round_trips_bit_exactly(tmp_path, dtype):
+def test_every_dtype_round_trips_bit_exactly(tmp_path, dtype, x64):
     rng = np.random.default_rng(0)
     tree = {"scalar": random_array(dtype, (), rng), "empty": random_array(dtype, (0, 3), rng),
             "matrix": random_array(dtype, (5, 7), rng)}
     if np.dtype(dtype).kind == "f":
         tree["special"] = np.array([np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0], dtype)
     path = tmp_path / "dtypes.safetensors"
-    checkpoint.save(path, {k: jnp.asarray(v) for k, v in tree.items()})
+    if np.dtype(dtype).itemsize == 8 and not x64:
+        # JAX holds no 64-bit arrays without x64: save NumPy's; load refuses to truncate.
+        checkpoint.save(path, tree)
+        for like in (None, tree):
+            with pytest.raises(ValueError, match=rf"is {np.dtype(dtype).name}, which JAX "
+                                                 rf"would truncate to .*jax_enable_x64"):
+                checkpoint.load(path, like=like)
+        return
+    checkpoint.save(path, {k: jax.device_put(v) for k, v in tree.items()})
 
     for restored in (checkpoint.load(path), checkpoint.load(path, like=tree)):
         assert set(restored) == set(tree)
@@ -143,7 +165,8 @@ def test_every_dtype_round_trips_bit_exactly(tmp_path, dtype):
 
 
 def test_numpy_leaves_and_scalars_are_accepted(tmp_path):
-    tree = {"n": np.float32(1.5), "a": np.arange(6.0).reshape(2, 3).T,  # not C-contiguous
+    tree = {"n": np.float32(1.5),
+            "a": np.arange(6.0, dtype=np.float32).reshape(2, 3).T,  # not C-contiguous
             "big_endian": np.arange(3, dtype=">i4")}
     checkpoint.save(tmp_path / "np.safetensors", tree)
     restored = checkpoint.load(tmp_path / "np.safetensors")
@@ -153,17 +176,20 @@ def test_numpy_leaves_and_scalars_are_accepted(tmp_path):
     assert np.array_equal(restored["big_endian"], [0, 1, 2])
 
 
-def test_weak_types_are_kept(tmp_path):
-    """A weakly typed learning rate must not start promoting float32 grads to float64."""
-    tree = {"lr": jnp.asarray(0.05), "strong": jnp.asarray(0.05, jnp.float64),
-            "grads": jnp.ones(3, jnp.float32)}
+def test_weak_types_are_kept(tmp_path, x64):
+    """A weakly typed learning rate must not start promoting narrower grads (float32 with
+    x64, bfloat16 without) to its own dtype."""
+    wide, narrow = (jnp.float64, jnp.float32) if x64 else (jnp.float32, jnp.bfloat16)
+    tree = {"lr": jnp.asarray(0.05), "strong": jnp.asarray(0.05, wide),
+            "grads": jnp.ones(3, narrow)}
     assert tree["lr"].weak_type and not tree["strong"].weak_type
+    assert tree["lr"].dtype == wide
     checkpoint.save(tmp_path / "w.safetensors", tree)
     for restored in (checkpoint.load(tmp_path / "w.safetensors"),
                      checkpoint.load(tmp_path / "w.safetensors", like=tree)):
         assert restored["lr"].weak_type and not restored["strong"].weak_type
-        assert (restored["lr"] * restored["grads"]).dtype == jnp.float32
-        assert (restored["strong"] * restored["grads"]).dtype == jnp.float64
+        assert (restored["lr"] * restored["grads"]).dtype == narrow
+        assert (restored["strong"] * restored["grads"]).dtype == wide
 
 
 def test_a_single_array_is_a_tree(tmp_path):
@@ -207,7 +233,7 @@ def test_file_is_plain_safetensors_named_by_key_paths(tmp_path):
     assert np.array_equal(key_data, jax.random.key_data(tree["key"]))
 
 
-def test_load_without_like_gives_nested_dicts(tmp_path):
+def test_load_without_like_gives_nested_dicts(tmp_path, x64):
     tree = make_tree()
     checkpoint.save(tmp_path / "run.safetensors", tree)
     loaded = checkpoint.load(tmp_path / "run.safetensors")
@@ -224,7 +250,7 @@ def test_load_without_like_gives_nested_dicts(tmp_path):
     assert np.array_equal(loaded["opt_state"]["momentum"]["0"]["biases"],
                           tree["opt_state"].momentum[0]["biases"])
     assert loaded["opt_state"]["count"].dtype == jnp.int32
-    assert loaded["opt_state"]["learning_rate"].dtype == jnp.float64
+    assert loaded["opt_state"]["learning_rate"].dtype == (jnp.float64 if x64 else jnp.float32)
     assert_identical(loaded["key"], tree["key"])
 
 
@@ -294,16 +320,17 @@ def test_missing_and_unexpected_names_are_listed(tmp_path):
         checkpoint.load(tmp_path / "run.safetensors", like=like)
 
 
-def test_dtype_differences_are_named(tmp_path):
-    checkpoint.save(tmp_path / "run.safetensors", make_tree())  # float64 params
-    like = make_tree(dtype=jnp.float32)
-    like["step"] = jnp.int64(7)
+def test_dtype_differences_are_named(tmp_path, x64):
+    checkpoint.save(tmp_path / "run.safetensors", make_tree())  # the mode's float params
+    wide, narrow = ("float64", "float32") if x64 else ("float32", "float16")
+    like = make_tree(dtype=jnp.dtype(narrow))
+    like["step"] = jnp.int64(7) if x64 else jnp.int16(7)
     like["key"] = jax.random.key(0, impl="rbg")
     with pytest.raises(ValueError) as info:
         checkpoint.load(tmp_path / "run.safetensors", like=like)
     message = str(info.value)
-    assert "params/0/weights has dtype float64 in the file, float32 in like" in message
-    assert "step has dtype int32 in the file, int64 in like" in message
+    assert f"params/0/weights has dtype {wide} in the file, {narrow} in like" in message
+    assert f"step has dtype int32 in the file, {like['step'].dtype} in like" in message
     assert "key has dtype key<fry> in the file, key<rbg> in like" in message
 
 
@@ -330,14 +357,15 @@ def test_like_must_hold_arrays(tmp_path):
 
 
 def test_float64_without_x64_is_refused_not_truncated(tmp_path):
-    checkpoint.save(tmp_path / "f64.safetensors", {"w": jnp.full(3, 0.1, jnp.float64),
-                                                   "n": jnp.int32(1)})
-    with jax.enable_x64(False):
-        with pytest.raises(ValueError, match=r"w is float64.*jax_enable_x64"):
-            checkpoint.load(tmp_path / "f64.safetensors")
-        with pytest.raises(ValueError, match="w has dtype float64 in the file, float32"):
-            checkpoint.load(tmp_path / "f64.safetensors",
-                            like={"w": jnp.zeros(3), "n": jnp.int32(0)})
+    with jax.enable_x64(True):  # as a float64 run saves it
+        checkpoint.save(tmp_path / "f64.safetensors", {"w": jnp.full(3, 0.1, jnp.float64),
+                                                       "n": jnp.int32(1)})
+    assert not jax.config.jax_enable_x64
+    with pytest.raises(ValueError, match=r"w is float64.*jax_enable_x64"):
+        checkpoint.load(tmp_path / "f64.safetensors")
+    with pytest.raises(ValueError, match="w has dtype float64 in the file, float32"):
+        checkpoint.load(tmp_path / "f64.safetensors",
+                        like={"w": jnp.zeros(3), "n": jnp.int32(0)})
 
 
 # --- what save refuses -----------------------------------------------------------------
@@ -534,7 +562,7 @@ def test_an_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypat
 
     monkeypatch.setattr(os, failing, fail)
     with pytest.raises(type(error) if isinstance(error, OSError) else error):
-        checkpoint.save(path, make_tree(hidden=8))
+        checkpoint.save(path, make_tree(hidden=32))
     monkeypatch.undo()
     assert seen and len(seen[0]) == 1  # the new version was in a temporary file...
     assert path.read_bytes() == before  # ...which never replaced the checkpoint
@@ -550,22 +578,22 @@ CHILD = textwrap.dedent("""
     path, version, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     print("ready", flush=True)
     sys.stdin.readline()  # wait for "go": the import is done while earlier rounds run
-    leaves = [np.empty(size) for _ in range(4)]
+    leaves = [np.empty(size, np.float32) for _ in range(4)]
     while True:
         for j, leaf in enumerate(leaves):
             leaf.fill(10 * version + j)
         print("saving", version, flush=True)
-        checkpoint.save(path, {"version": np.asarray(version), "leaves": leaves})
+        checkpoint.save(path, {"version": np.asarray(version, np.int32), "leaves": leaves})
         print("saved", version, flush=True)
         version += 1
 """)
 
-SIZE = 2_000_000  # float64s per leaf: 4 leaves, 64 MB per checkpoint
+SIZE = 4_000_000  # float32s per leaf: 4 leaves, 64 MB per checkpoint
 
 
 def make_version(version: int) -> dict:
-    return {"version": np.asarray(version),
-            "leaves": [np.full(SIZE, 10.0 * version + j) for j in range(4)]}
+    return {"version": np.asarray(version, np.int32),
+            "leaves": [np.full(SIZE, 10.0 * version + j, np.float32) for j in range(4)]}
 
 
 def check_complete(path) -> int:
@@ -598,7 +626,7 @@ def temp_sizes(folder: Path, names) -> list[int]:
 def test_a_save_killed_at_any_moment_leaves_a_complete_checkpoint(tmp_path):
     path = tmp_path / "run.safetensors"
     checkpoint.save(path, make_version(0))
-    data_bytes = 4 * 8 * SIZE
+    data_bytes = 4 * 4 * SIZE
     # Kill processes that save 64 MB to `path` in a loop: 0.15 s after one starts saving,
     # when a temporary file holds 30% or 90% of the data, and just after a temporary file
     # is renamed. (A writer without temporary files fails here too: by a torn file, or by

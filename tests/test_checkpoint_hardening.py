@@ -1,7 +1,8 @@
 """purenn.checkpoint at the edges of the file system: what load refuses to open or read
 (FIFOs, devices, folders, truncated files), file names up to NAME_MAX, byte-reproducible
 files, clean-up after killed saves, symbolic links and permission bits, and the paths save
-refuses before doing any work. Each test runs in float32 (JAX's default) or in both modes."""
+refuses before doing any work. Each test runs in float32 (JAX's default) or, with the
+``x64`` fixture, in both modes."""
 
 from __future__ import annotations
 
@@ -24,13 +25,6 @@ from purenn import checkpoint
 needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32",
                                     reason="needs symbolic links")
 needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-
-@pytest.fixture(params=[False, True], ids=["float32", "x64"])
-def x64(request):
-    """Run the test in JAX's default float32 mode, then with jax_enable_x64 on."""
-    with jax.enable_x64(request.param):
-        yield request.param
 
 
 def small_tree():
@@ -141,32 +135,30 @@ CUTS = {  # where to cut a checkpoint, and what load must then say
 
 @pytest.mark.parametrize("cut", CUTS)
 def test_a_truncated_checkpoint_is_reported_as_truncated(tmp_path, cut):
-    with jax.enable_x64(False):
-        data = saved_bytes(tmp_path, small_tree())
-        keep, message = CUTS[cut]
-        path = tmp_path / "cut.safetensors"
-        path.write_bytes(data[:keep(int.from_bytes(data[:8], "little"), len(data))])
-        with pytest.raises(ValueError, match=f"checkpoint {shown(path)} .*{message}") as info:
-            checkpoint.load(path)
+    data = saved_bytes(tmp_path, small_tree())
+    keep, message = CUTS[cut]
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(data[:keep(int.from_bytes(data[:8], "little"), len(data))])
+    with pytest.raises(ValueError, match=f"checkpoint {shown(path)} .*{message}") as info:
+        checkpoint.load(path)
     assert "pickle" not in str(info.value)
 
 
 def test_a_header_length_that_starts_like_a_pickle_is_still_truncated(tmp_path):
     """A header of 0x380 bytes starts the file with b"\\x80\\x03", as a protocol 3 pickle."""
-    with jax.enable_x64(False):
-        shortest = int.from_bytes(saved_bytes(tmp_path, {"w": jnp.ones(2)})[:8], "little")
-        for width in range(0x380 - shortest - 8, 0x380 - shortest + 16):  # one name byte more,
-            data = saved_bytes(tmp_path, {"w" * width: jnp.ones(2)})  # one header byte more
-            if data[:2] == b"\x80\x03":
-                break
-        else:
-            pytest.fail("no name length gives a header of 0x380 bytes")
-        path = tmp_path / "cut.safetensors"
-        for keep in [4, 8, 100]:
-            path.write_bytes(data[:keep])
-            with pytest.raises(ValueError, match="truncated") as info:
-                checkpoint.load(path)
-            assert "pickle" not in str(info.value)
+    shortest = int.from_bytes(saved_bytes(tmp_path, {"w": jnp.ones(2)})[:8], "little")
+    for width in range(0x380 - shortest - 8, 0x380 - shortest + 16):  # one name byte more,
+        data = saved_bytes(tmp_path, {"w" * width: jnp.ones(2)})  # one header byte more
+        if data[:2] == b"\x80\x03":
+            break
+    else:
+        pytest.fail("no name length gives a header of 0x380 bytes")
+    path = tmp_path / "cut.safetensors"
+    for keep in [4, 8, 100]:
+        path.write_bytes(data[:keep])
+        with pytest.raises(ValueError, match="truncated") as info:
+            checkpoint.load(path)
+        assert "pickle" not in str(info.value)
 
 
 def test_a_header_length_beyond_the_file_is_refused_before_reading(tmp_path):
@@ -197,11 +189,10 @@ def test_names_up_to_name_max_can_be_saved(tmp_path, name):
     if name_max(tmp_path) < 255:
         pytest.skip("the file system's names are shorter than 255 bytes")
     assert len(os.fsencode(name)) == 255
-    with jax.enable_x64(False):
-        tree = small_tree()
-        checkpoint.save(tmp_path / name, tree)
-        checkpoint.save(tmp_path / name, tree)  # over an existing file, too
-        assert_identical(checkpoint.load(tmp_path / name, like=tree), tree)
+    tree = small_tree()
+    checkpoint.save(tmp_path / name, tree)
+    checkpoint.save(tmp_path / name, tree)  # over an existing file, too
+    assert_identical(checkpoint.load(tmp_path / name, like=tree), tree)
     assert os.listdir(tmp_path) == [name]
 
 
@@ -252,8 +243,7 @@ def test_the_same_tree_gives_the_same_bytes_in_other_processes(tmp_path):
     for child in children:
         _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
-    with jax.enable_x64(False):
-        checkpoint.save(tmp_path / "here.safetensors", reproducible_tree())
+    checkpoint.save(tmp_path / "here.safetensors", reproducible_tree())
     here = (tmp_path / "here.safetensors").read_bytes()
     assert (tmp_path / "seed0.safetensors").read_bytes() == here
     assert (tmp_path / "seed1.safetensors").read_bytes() == here
@@ -364,13 +354,12 @@ def test_saving_through_a_link_keeps_the_link_and_the_mode(tmp_path, x64, relati
 def test_replacing_a_file_keeps_its_mode_and_a_new_file_gets_the_umask(tmp_path):
     old_umask = os.umask(0o022)
     try:
-        with jax.enable_x64(False):
+        checkpoint.save(tmp_path / "new.safetensors", small_tree())
+        assert (tmp_path / "new.safetensors").stat().st_mode & 0o777 == 0o644
+        for mode in [0o600, 0o664, 0o444]:  # 0o664: more than the umask lets through
+            os.chmod(tmp_path / "new.safetensors", mode)
             checkpoint.save(tmp_path / "new.safetensors", small_tree())
-            assert (tmp_path / "new.safetensors").stat().st_mode & 0o777 == 0o644
-            for mode in [0o600, 0o664, 0o444]:  # 0o664: more than the umask lets through
-                os.chmod(tmp_path / "new.safetensors", mode)
-                checkpoint.save(tmp_path / "new.safetensors", small_tree())
-                assert (tmp_path / "new.safetensors").stat().st_mode & 0o777 == mode
+            assert (tmp_path / "new.safetensors").stat().st_mode & 0o777 == mode
     finally:
         os.umask(old_umask)
 

@@ -31,7 +31,11 @@ ERROR = re.compile(r"^purenn( book| train)?: error: .+")
 
 
 @pytest.fixture(autouse=True)
-def float32():
+def float32(tmp_path, monkeypatch):
+    # no compilation cache in-process (it would change jax.config for the whole session;
+    # tests/test_cli_cache.py tests it in subprocesses), and never in the user's home
+    monkeypatch.setenv("PURENN_NO_CACHE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with jax.enable_x64(False):  # the CLI's users run in float32 (conftest turns x64 on)
         yield
 
@@ -40,6 +44,9 @@ def run(capsys, *args):
     code = cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out.splitlines(), err
+
+
+run_cli = run
 
 
 def parse_run(lines):
@@ -108,7 +115,8 @@ def test_console_script():
 
 
 def test_help_describes_the_options(capsys):
-    for command, options in ((["book"], ["--seeds", "--plot", "--save", "--quiet"]),
+    for command, options in ((["book"], ["--seeds", "--plot", "--save", "--quiet",
+                                          "--resume", "--checkpoint-every", "--no-cache"]),
                              (["train"], ["--optimizer", "--beta-1", "--batch-size",
                                           "--validation-samples", "--dropout"])):
         with pytest.raises(SystemExit) as exit_info:
@@ -202,14 +210,17 @@ def test_save_writes_a_checkpoint_of_the_trained_model(capsys, tmp_path):
     model = pn.serial(pn.dense(2, 64, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
                       pn.dense(64, 3))
     fresh = model.init(k_init)
-    optimizer = pn.optimizers.adam(learning_rate=0.02, decay=5e-7)
-    state = pn.checkpoint.load(path, like={"params": fresh,
-                                           "opt_state": optimizer.init(fresh)})
-    assert int(state["opt_state"].count) == 150
-    assert not np.allclose(state["params"][0]["weights"], fresh[0]["weights"])
+    # pn.fit's checkpoint of the run: params and opt_state, with the epoch, key and history
+    state = pn.checkpoint.load(path)
+    assert {"params", "opt_state", "epoch", "key", "history"} <= set(state)
+    assert int(state["opt_state"]["count"]) == int(state["epoch"]) == 150
+    assert len(state["history"]["loss"]) == 150
+    params = tuple({name: state["params"][str(i)][name] for name in ("weights", "biases")}
+                   if i in (0, 2) else () for i in range(3))
+    assert not np.allclose(params[0]["weights"], fresh[0]["weights"])
     X_val, y_val = pn.data.spiral(k_val, samples=100, classes=3)
     metrics = pn.evaluate(model, pn.losses.softmax_categorical_crossentropy,
-                          state["params"], X_val, y_val)
+                          params, X_val, y_val)
     assert f"{metrics['accuracy']:.3f}" == printed[1]
     assert f"{metrics['loss']:.3f}" == printed[2]
 
@@ -371,6 +382,41 @@ BAD = [
     (["train", "--data", "moons"], r"--data: invalid choice: 'moons'"),
     (["train", "--samples", "0"], r"--samples: must be an integer >= 1"),
     (["bake"], r"invalid choice: 'bake'"),
+    # numbers that do not fit: one line before anything runs
+    (["train", "--epochs", "99999999999999999999"],
+     r"--epochs: must be at most 2147483647, got 99999999999999999999"),
+    (["book", "regularization", "--epochs", "2147483648"], r"--epochs: must be at most"),
+    (["train", "--learning-rate", "1e308"],
+     r"--learning-rate: 1e308 is not finite in float32"),
+    (["train", "--learning-rate", "1e-50"], r"--learning-rate: 1e-50 is 0 in float32"),
+    (["train", "--epsilon", "1e-46"], r"--epsilon: 1e-46 is 0 in float32"),
+    (["train", "--decay", "1e39"], r"--decay: 1e39 is not finite in float32"),
+    (["train", "--weight-l2", "5e38"], r"--weight-l2: 5e38 is not finite in float32"),
+    (["train", "--optimizer", "sgd", "--momentum", "1e300"], r"--momentum: 1e300 is not "
+                                                              r"finite in float32"),
+    (["train", "--dropout", "0.99999999999"], r"--dropout: .*0.99999999999 is 1 in float32"),
+    (["train", "--beta-2", "0.9999999999"], r"--beta-2: .*0.9999999999 is 1 in float32"),
+    (["train", "--seed", "2147483647", "--seeds", "2"], r"the last seed, 2147483648, must "
+                                                        r"be below 2\*\*31"),
+    # --save: every unwritable path is refused before training
+    (["train", "--save", ""], r"--save '': give a file name"),
+    (["train", "--save", "{tmp}/missing_dir/"], r"--save '.*missing_dir/' ends in a path "
+                                                r"separator, so it names a folder"),
+    (["train", "--save", "missing_dir/"], r"--save 'missing_dir/' .*names a folder"),
+    (["train", "--save", "{tmp}/" + "a" * 256], r"--save '.*a{256}': the file name is too "
+                                                r"long: 256 bytes, where at most \d+ fit"),
+    (["train", "--save", "{tmp}/" + "a" * 256], r"the file name is too long: 256 bytes"),
+    (["train", "--plot", "{tmp}/" + "a" * 256 + ".png"], r"--plot .*too long: 260 bytes"),
+    (["train", "--save", "{tmp}/"], r"--save '.*/' is a folder"),
+    # --resume and --checkpoint-every
+    (["train", "--resume"], r"--resume needs --save FILE"),
+    (["train", "--resume", "--save", "{tmp}/run.safetensors"],
+     r"--resume: '.*/run.safetensors' does not exist"),
+    (["book", "binary", "--resume", "--save", "{tmp}/run.safetensors", "--seeds", "3"],
+     r"--resume continues a single run; it does not apply with --seeds 3"),
+    (["train", "--checkpoint-every", "10"], r"--checkpoint-every needs --save FILE"),
+    (["train", "--checkpoint-every", "10", "--save", "{tmp}/a.safetensors", "--seeds", "2"],
+     r"--checkpoint-every applies to a single run"),
 ]
 
 
@@ -386,6 +432,62 @@ def test_bad_option_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert ERROR.match(err), err
     assert re.search(message, err), err
     assert "Traceback" not in err
+
+
+def test_a_model_too_large_for_memory_is_one_line_before_any_allocation(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--hidden", "100000000000", "--epochs", "2"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    # 2 x 1e11 weights + 1e11 biases + 1e11 x 3 weights + 3 biases
+    assert re.match(r"purenn train: error: this run needs at least [\d.]+ [TP]B of memory, "
+                    r"more than this machine's memory \([\d.]+ [kMGT]?B\): 600000000003 "
+                    r"float32 parameters \(9.6 TB with their gradients and the adam state\)",
+                    err), err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--samples", "1000000000000"])
+    assert exit_info.value.code == 2
+    assert "36.0 TB of data" in capsys.readouterr().err
+
+
+def test_memory_estimate_counts_params_gradients_and_adams_moments():
+    config = experiments.BOOK["regularization"].config
+    need = experiments.estimate_memory(config)
+    assert need.parameters == 2 * 64 + 64 + 64 * 3 + 3
+    # params, gradients and two moments in float32, plus Adam's count and learning rate
+    assert need.state == 4 * 4 * need.parameters + 4 + 4
+    assert need.data == 600 * (2 * 4 + 4)  # 300 training, 300 validation samples
+    three = experiments.estimate_memory(config, 3)
+    assert three.data == 3 * need.data and three.activations == need.activations
+    assert experiments.estimate_memory(config, 3, vmap=True).activations == (
+        3 * need.activations)
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 400000000000 bytes.\nmore"),
+    MemoryError(),
+])
+def test_running_out_of_memory_during_the_run_is_one_line_and_exit_1(error, capsys,
+                                                                     monkeypatch):
+    def run(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(experiments, "run", run)
+    code, out, err = run_cli(capsys, "train", "--hidden", "128", "--epochs", "3")
+    assert code == 1 and out == []
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("purenn train: error: out of memory (")
+    assert "use a smaller --hidden" in err
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(capsys, monkeypatch):
+    def run(*args, **kwargs):
+        raise RuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(experiments, "run", run)
+    with pytest.raises(RuntimeError, match="INTERNAL: something else"):
+        cli.main(["train", "--epochs", "3"])
 
 
 def test_bad_option_from_the_shell_has_no_traceback():

@@ -1,4 +1,5 @@
-"""Layers: what init promises is what apply returns; dropout's randomness; errors."""
+"""Layers: what init promises is what apply returns; dropout's randomness; errors. In
+float32 (the dtype tests in float64 too)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,8 @@ import pytest
 import purenn as pn
 
 
-@pytest.mark.parametrize("n_in,n_out,n", [(1, 1, 1), (2, 64, 300), (7, 3, 5), (64, 512, 2)])
+# Sizes of the book's models (and data), which other tests compile too.
+@pytest.mark.parametrize("n_in,n_out,n", [(1, 1, 1), (2, 64, 300), (64, 3, 300), (2, 512, 300)])
 def test_dense_params_and_output_shapes(key, n_in, n_out, n):
     layer = pn.dense(n_in, n_out)
     params = layer.init(key)
@@ -22,7 +24,8 @@ def test_dense_params_and_output_shapes(key, n_in, n_out, n):
 
 def test_dense_init_is_the_books_scaled_normal(key):
     weights = np.asarray(pn.dense(100, 100).init(key)["weights"])
-    expected = 0.01 * np.asarray(jax.random.normal(key, (100, 100), jnp.float64))
+    assert weights.dtype == np.float32
+    expected = 0.01 * np.asarray(jax.random.normal(key, (100, 100), jnp.float32))
     np.testing.assert_array_equal(weights, expected)
     assert abs(weights.std() - 0.01) < 0.0005
 
@@ -35,25 +38,24 @@ def test_parameterless_layers_have_empty_params(key):
         assert float(layer.penalty(params)) == 0.0
 
 
-def test_default_dtype_is_float32_without_x64(key):
-    with jax.enable_x64(False):
-        model = pn.serial(pn.dense(2, 8, weight_l2=1e-3), pn.relu(), pn.dense(8, 3))
-        params = model.init(key)
-        assert params[0]["weights"].dtype == jnp.float32
-        out = model.apply(params, jnp.ones((4, 2), jnp.float32))
-        assert out.dtype == jnp.float32
-        assert model.penalty(params).dtype == jnp.float32
-
-
-def test_dtypes_are_preserved(key):
-    model = pn.serial(pn.dense(2, 8, weight_l1=1e-3, dtype=jnp.float32), pn.sigmoid(),
-                      pn.dropout(0.2), pn.dense(8, 3, dtype=jnp.float32), pn.softmax())
+def test_default_dtype_is_float32_without_x64_and_float64_with_it(key, x64):
+    default = jnp.float64 if x64 else jnp.float32
+    model = pn.serial(pn.dense(2, 64, weight_l2=1e-3), pn.relu(), pn.dense(64, 3))
     params = model.init(key)
-    out = model.apply(params, jnp.ones((4, 2), jnp.float32), key=key, train=True)
+    assert params[0]["weights"].dtype == default
+    out = model.apply(params, jnp.ones((300, 2), default))
+    assert out.dtype == default
+    assert model.penalty(params).dtype == default
+
+
+def test_dtypes_are_preserved(key, x64):
+    model = pn.serial(pn.dense(2, 64, weight_l1=1e-3, dtype=jnp.float32), pn.sigmoid(),
+                      pn.dropout(0.2), pn.dense(64, 3, dtype=jnp.float32), pn.softmax())
+    params = model.init(key)
+    assert params[0]["weights"].dtype == jnp.float32
+    out = model.apply(params, jnp.ones((300, 2), jnp.float32), key=key, train=True)
     assert out.dtype == jnp.float32
     assert model.penalty(params).dtype == jnp.float32
-    params64 = pn.serial(pn.dense(2, 8)).init(key)
-    assert params64[0]["weights"].dtype == jnp.float64  # conftest enables x64
 
 
 def test_serial_params_are_a_tuple_one_entry_per_layer(key):
@@ -67,34 +69,34 @@ def test_serial_params_are_a_tuple_one_entry_per_layer(key):
 
 
 def test_serial_splits_the_key_once_per_layer(key):
-    model = pn.serial(pn.dense(2, 4), pn.dropout(0.5), pn.dense(4, 3))
+    model = pn.serial(pn.dense(2, 64), pn.dropout(0.5), pn.dense(64, 3))
     params = model.init(key)
     keys = jax.random.split(key, 3)
-    assert np.array_equal(params[0]["weights"], pn.dense(2, 4).init(keys[0])["weights"])
-    assert np.array_equal(params[2]["weights"], pn.dense(4, 3).init(keys[2])["weights"])
-    x = jnp.ones((10, 2))
-    hidden = pn.dense(2, 4).apply(params[0], x)
+    assert np.array_equal(params[0]["weights"], pn.dense(2, 64).init(keys[0])["weights"])
+    assert np.array_equal(params[2]["weights"], pn.dense(64, 3).init(keys[2])["weights"])
+    x = jnp.ones((300, 2))
+    hidden = pn.dense(2, 64).apply(params[0], x)
     dropped = pn.ops.dropout(hidden, keys[1], 0.5)
-    expected = pn.dense(4, 3).apply(params[2], dropped)
+    expected = pn.dense(64, 3).apply(params[2], dropped)
     np.testing.assert_array_equal(model.apply(params, x, key=key, train=True), expected)
 
 
 def test_penalty_sums_the_regularized_layers(key):
-    model = pn.serial(pn.dense(2, 5, weight_l1=0.1, weight_l2=0.2, bias_l1=0.3, bias_l2=0.4),
-                      pn.relu(), pn.dense(5, 3))
+    model = pn.serial(pn.dense(2, 64, weight_l1=0.1, weight_l2=0.2, bias_l1=0.3, bias_l2=0.4),
+                      pn.relu(), pn.dense(64, 3))
     params = model.init(key)
-    params = (dict(params[0], biases=jnp.full((1, 5), -0.5)),) + params[1:]
+    params = (dict(params[0], biases=jnp.full((1, 64), -0.5)),) + params[1:]
     w, b = np.asarray(params[0]["weights"]), np.asarray(params[0]["biases"])
     expected = (0.1 * np.abs(w).sum() + 0.2 * (w * w).sum() + 0.3 * np.abs(b).sum()
                 + 0.4 * (b * b).sum())
-    np.testing.assert_allclose(model.penalty(params), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.penalty(params), expected, rtol=1e-6)
 
 
 # --- dropout --------------------------------------------------------------------------
 
 
 def test_dropout_is_the_identity_when_not_training(key):
-    x = jax.random.normal(key, (20, 30))
+    x = np.random.default_rng(0).standard_normal((20, 30)).astype(np.float32)
     layer = pn.dropout(0.5)
     assert np.array_equal(layer.apply((), x), x)
     assert np.array_equal(layer.apply((), x, key=key, train=False), x)
@@ -116,19 +118,19 @@ def test_dropout_drops_the_fraction_rate_and_rescales(key, rate):
     dropped = np.mean(out == 0)
     sigma = np.sqrt(rate * (1 - rate) / n)
     assert abs(dropped - rate) < 4 * sigma
-    np.testing.assert_allclose(out[out != 0], 1 / (1 - rate), rtol=1e-12)
+    np.testing.assert_allclose(out[out != 0], 1 / (1 - rate), rtol=1e-7)
 
 
 def test_serial_under_jit_equals_eager(key):
-    model = pn.serial(pn.dense(2, 16, weight_l2=1e-3), pn.relu(), pn.dropout(0.2),
-                      pn.dense(16, 3), pn.softmax())
+    model = pn.serial(pn.dense(2, 64, weight_l2=1e-3), pn.relu(), pn.dropout(0.2),
+                      pn.dense(64, 3), pn.softmax())
     params = model.init(key)
-    x = jax.random.normal(jax.random.key(5), (32, 2))
+    x = np.random.default_rng(5).standard_normal((300, 2)).astype(np.float32)
     eager = model.apply(params, x, key=key, train=True)
     jitted = jax.jit(lambda p, v, k: model.apply(p, v, key=k, train=True))(params, x, key)
-    np.testing.assert_allclose(jitted, eager, rtol=1e-14)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6)
     np.testing.assert_allclose(jax.jit(model.penalty)(params), model.penalty(params),
-                               rtol=1e-14)
+                               rtol=1e-6)
 
 
 def test_legacy_uint32_keys_are_accepted():
@@ -154,7 +156,7 @@ ERRORS = [
     (lambda: pn.dropout(0.5).apply((), jnp.ones((2, 2)), key=42, train=True), TypeError,
      r"key must be a jax.random key, e.g. jax.random.key\(0\); got int"),
     (lambda: pn.dense(2, 3).init(jnp.ones(2)), TypeError,
-     r"key must be a jax.random key.*dtype float64 and shape \(2,\)"),
+     r"key must be a jax.random key.*dtype float32 and shape \(2,\)"),
     (lambda: pn.dense(2, 3).init(jax.random.split(jax.random.key(0), 2)), TypeError,
      r"a single jax.random key; got a batch of keys of shape \(2,\)"),
     (lambda: pn.dense(2, 3, weight_l2=-5e-4), ValueError,
@@ -179,14 +181,14 @@ def test_bad_input_raises_a_clear_error(call, error, message):
 
 
 def test_shape_errors_are_raised_at_trace_time_under_jit(key):
-    model = pn.serial(pn.dense(2, 4), pn.relu(), pn.dense(4, 3))
+    model = pn.serial(pn.dense(2, 64), pn.relu(), pn.dense(64, 3))
     params = model.init(key)
     apply = jax.jit(model.apply)
-    with pytest.raises(ValueError, match=r"dense\(2, 4\): x must have shape \(N, 2\)"):
+    with pytest.raises(ValueError, match=r"dense\(2, 64\): x must have shape \(N, 2\)"):
         apply(params, jnp.ones((5, 3)))
     with pytest.raises(ValueError, match=r"x must be 2-D"):
         apply(params, jnp.ones(2))
-    wrong = model.init(key)[:1] + ((),) + (pn.dense(4, 5).init(key),)
-    with pytest.raises(ValueError, match=r"params\['weights'\] must have shape \(4, 3\); got "
-                                         r"\(4, 5\)"):
+    wrong = params[:2] + ({"weights": np.zeros((64, 5)), "biases": np.zeros((1, 5))},)
+    with pytest.raises(ValueError, match=r"params\['weights'\] must have shape \(64, 3\); "
+                                         r"got \(64, 5\)"):
         apply(wrong, jnp.ones((5, 2)))

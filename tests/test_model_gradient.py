@@ -1,4 +1,6 @@
-"""Whole models: jax.grad through purenn's VJPs equals the book's full backward pass."""
+"""Whole models: jax.grad through purenn's VJPs equals the book's full backward pass, in
+float64 (marked ``x64``). The gradients are jitted: one program per model rather than one
+per operation (``tests/test_ops.py`` runs each VJP eagerly)."""
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +34,7 @@ def assert_grads_equal(grads, dense1, dense2, last=2):
     np.testing.assert_allclose(grads[last]["biases"], dense2.dbiases, rtol=RTOL)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("seed", [2, 3])
 def test_chapter_14_model_gradient_equals_the_books_backward(seed):
     X, y = spiral()
@@ -45,7 +48,7 @@ def test_chapter_14_model_gradient_equals_the_books_backward(seed):
     def loss(p):
         return pn.losses.softmax_categorical_crossentropy(model.apply(p, X), y) + model.penalty(p)
 
-    value, grads = jax.value_and_grad(loss)(params)
+    value, grads = jax.jit(jax.value_and_grad(loss))(params)
 
     X_, y_ = np.asarray(X), np.asarray(y)
     dense1, dense2 = book_layers(params, 5e-4)
@@ -66,6 +69,7 @@ def test_chapter_14_model_gradient_equals_the_books_backward(seed):
     assert_grads_equal(grads, dense1, dense2)
 
 
+@pytest.mark.x64
 def test_chapter_15_dropout_model_gradient_with_the_same_mask():
     X, y = spiral()
     model = pn.serial(pn.dense(2, 64, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
@@ -77,7 +81,7 @@ def test_chapter_15_dropout_model_gradient_with_the_same_mask():
         logits = model.apply(p, X, key=key, train=True)
         return pn.losses.softmax_categorical_crossentropy(logits, y) + model.penalty(p)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
 
     mask_key = jax.random.split(key, 4)[2]  # serial hands layer 2 the third split
     mask = np.asarray(jax.random.bernoulli(mask_key, 0.9, (300, 64)), dtype=np.float64)
@@ -98,6 +102,7 @@ def test_chapter_15_dropout_model_gradient_with_the_same_mask():
     assert_grads_equal(grads, dense1, dense2, last=3)
 
 
+@pytest.mark.x64
 def test_binary_model_gradient_equals_the_books_backward():
     X, y = spiral(classes=2)
     y = y.reshape(-1, 1)
@@ -108,7 +113,7 @@ def test_binary_model_gradient_equals_the_books_backward():
     def loss(p):
         return pn.losses.binary_crossentropy(model.apply(p, X), y) + model.penalty(p)
 
-    value, grads = jax.value_and_grad(loss)(params)
+    value, grads = jax.jit(jax.value_and_grad(loss))(params)
 
     X_, y_ = np.asarray(X), np.asarray(y, dtype=np.float64)
     dense1, dense2 = book_layers(params, 5e-4)

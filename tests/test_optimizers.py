@@ -1,7 +1,8 @@
 """Optimizers against the book: whole training runs against the NumPy reference loop,
 single updates against the formulas, schedules, composition, jit/vmap, dtypes, errors.
 
-Everything runs in float64 (conftest enables x64) except where float32 is the point.
+Comparisons with the book's classes and with the formulas run in float64 (marked ``x64``);
+jit, vmap, dtypes and errors in float32 (the dtype tests in both modes).
 """
 
 import math
@@ -75,12 +76,6 @@ def purenn_train(forward, params, opts, epochs, *, key=None):
             for name, history in histories.items()}
 
 
-def spiral(seed, samples, classes):
-    # jitted: one compilation instead of one per eager op keeps the tests quick
-    return jax.jit(pn.data.spiral, static_argnums=(1, 2))(jax.random.key(seed), samples,
-                                                          classes)
-
-
 def assert_trees_close(actual, expected, rtol):
     """Leaf by leaf to ``rtol``, relative to each element or, for elements near zero
     (where cancellation leaves only absolute accuracy), to the leaf's largest one."""
@@ -102,8 +97,8 @@ def assert_same_accuracy(actual, expected, samples):
 def chapter14():
     model = pn.serial(pn.dense(2, 64, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
                       pn.dense(64, 3))
-    X, y = spiral(1, 100, 3)
-    params = jax.jit(model.init)(jax.random.key(2))
+    X, y = pn.data.spiral(jax.random.key(1), 100, 3)  # eager: as other tests make it
+    params = model.init(jax.random.key(2))
     forward = forward_backward(model, pn.losses.softmax_categorical_crossentropy,
                                pn.losses.categorical_accuracy, X, y)
     return forward, X, y, params
@@ -130,6 +125,7 @@ def chapter14_runs(chapter14):
     return purenn_train(forward, params, opts, EPOCHS)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("name", list(RUNS))
 def test_training_run_matches_book(chapter14, chapter14_runs, name):
     _, make_book, kwargs = RUNS[name]
@@ -148,6 +144,7 @@ def test_training_run_matches_book(chapter14, chapter14_runs, name):
     assert history["learning_rate"][-1] < kwargs["learning_rate"]
 
 
+@pytest.mark.x64
 def test_learning_rate_at_epoch_10000_is_the_books():
     # The book prints lr: 0.019900507413187767 at epoch 10000 of Adam(0.02, decay=5e-7):
     # the rate of update 9999, read before update 10000.
@@ -166,9 +163,10 @@ def test_learning_rate_at_epoch_10000_is_the_books():
 
 # --- single updates against the formulas ----------------------------------------------
 
-PARAMS = {"a": jnp.array([0.5, -1.0, 2.0]), "b": (jnp.array([[0.1, -0.2], [0.3, 0.0]]),)}
-GRADS_1 = {"a": jnp.array([0.3, -0.7, 1.1]), "b": (jnp.array([[-0.05, 0.2], [0.9, -1.3]]),)}
-GRADS_2 = {"a": jnp.array([-0.4, 0.25, 0.6]), "b": (jnp.array([[0.15, 0.0], [-0.8, 2.0]]),)}
+# NumPy float64: each test's mode makes them float64 (x64) or float32 arrays.
+PARAMS = {"a": np.array([0.5, -1.0, 2.0]), "b": (np.array([[0.1, -0.2], [0.3, 0.0]]),)}
+GRADS_1 = {"a": np.array([0.3, -0.7, 1.1]), "b": (np.array([[-0.05, 0.2], [0.9, -1.3]]),)}
+GRADS_2 = {"a": np.array([-0.4, 0.25, 0.6]), "b": (np.array([[0.15, 0.0], [-0.8, 2.0]]),)}
 
 
 def run_updates(opt, grads_list, params=PARAMS):
@@ -194,6 +192,7 @@ def check_leaves(tree, expected_leaves):
 G1, G2 = numpy_leaves(GRADS_1), numpy_leaves(GRADS_2)
 
 
+@pytest.mark.x64
 def test_sgd_update_is_minus_rate_times_gradient():
     lr, decay = 0.3, 0.25
     (u1, u2), state = run_updates(optim.sgd(lr, decay=decay), [GRADS_1, GRADS_2])
@@ -204,6 +203,7 @@ def test_sgd_update_is_minus_rate_times_gradient():
     assert float(state.learning_rate) == lr2
 
 
+@pytest.mark.x64
 def test_sgd_momentum_buffer_holds_the_rate_scaled_step():
     lr, momentum = 0.3, 0.9
     (u1, u2), state = run_updates(optim.sgd(lr, momentum=momentum), [GRADS_1, GRADS_2])
@@ -214,6 +214,7 @@ def test_sgd_momentum_buffer_holds_the_rate_scaled_step():
     check_leaves(state.momentum, m2)  # the buffer is the update itself, rate inside
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("rule", ["adagrad", "rmsprop"])
 def test_adaptive_rules_put_epsilon_outside_the_root(rule):
     lr, eps, rho = 0.1, 0.5, 0.8  # a large epsilon: outside vs inside differs clearly
@@ -233,6 +234,7 @@ def test_adaptive_rules_put_epsilon_outside_the_root(rule):
     assert not np.allclose(numpy_leaves(u1)[0], inside[0])
 
 
+@pytest.mark.x64
 def test_adam_matches_the_formula_with_bias_correction():
     lr, eps, b1, b2, decay = 0.02, 0.3, 0.8, 0.95, 0.5
     (u1, u2), state = run_updates(
@@ -256,6 +258,7 @@ def test_adam_matches_the_formula_with_bias_correction():
 # --- schedules and composition --------------------------------------------------------
 
 
+@pytest.mark.x64
 def test_schedule_is_called_with_the_count_and_decay_applies_on_top():
     def schedule(count):
         return 0.1 * 0.5**count
@@ -272,6 +275,7 @@ def test_schedule_is_called_with_the_count_and_decay_applies_on_top():
             np.testing.assert_allclose(float(state.learning_rate), rate, rtol=1e-15)
 
 
+@pytest.mark.x64
 def test_schedule_helpers():
     inverse = optim.inverse_time_decay(0.3, 0.25)
     (a1, a2), _ = run_updates(optim.sgd(inverse), [GRADS_1, GRADS_2])
@@ -282,6 +286,7 @@ def test_schedule_helpers():
     np.testing.assert_allclose(float(exponential(jnp.int32(5))), 0.1 * 0.5**0.5, rtol=1e-15)
 
 
+@pytest.mark.x64
 def test_learning_rates_swept_with_vmap():
     rates = jnp.array([0.1, 0.2, 0.4])
 
@@ -296,6 +301,7 @@ def test_learning_rates_swept_with_vmap():
                      [-rate * g for g in G1])
 
 
+@pytest.mark.x64
 def test_current_learning_rate_of_plain_and_chained_states():
     opt = optim.adam(0.05, decay=0.1)
     state = opt.init(PARAMS)
@@ -309,6 +315,7 @@ def test_current_learning_rate_of_plain_and_chained_states():
     assert float(optim.current_learning_rate(chain_state)) == 0.05 * (1.0 / (1.0 + 0.1))
 
 
+@pytest.mark.x64
 def test_clip_by_global_norm_scales_a_large_gradient_to_the_max_norm():
     params = {"a": jnp.zeros(2), "b": jnp.zeros((1, 1))}
     grads = {"a": jnp.array([6.0, 0.0]), "b": jnp.array([[8.0]])}  # global norm 10
@@ -319,6 +326,7 @@ def test_clip_by_global_norm_scales_a_large_gradient_to_the_max_norm():
     assert norm == pytest.approx(1.0, rel=1e-15)
 
 
+@pytest.mark.x64
 def test_clip_by_global_norm_leaves_a_small_gradient_unchanged():
     grads = {"a": jnp.array([0.3, 0.0]), "b": jnp.array([[0.4]])}  # global norm 0.5
     clip = optim.clip_by_global_norm(1.0)
@@ -345,12 +353,13 @@ STATES = {
 
 
 @pytest.mark.parametrize("name", list(STATES))
-def test_state_is_the_documented_named_tuple(name):
+def test_state_is_the_documented_named_tuple(name, x64):
     make, cls, fields = STATES[name]
     state = make().init(PARAMS)
     assert type(state) is cls and cls._fields == fields
     assert state.count.shape == () and state.count.dtype == jnp.int32 and int(state.count) == 0
-    assert state.learning_rate.shape == () and state.learning_rate.dtype == jnp.float64
+    assert state.learning_rate.shape == ()
+    assert state.learning_rate.dtype == (jnp.float64 if x64 else jnp.float32)
     params_def = jax.tree_util.tree_structure(PARAMS)
     for field in fields[2:]:
         tree = getattr(state, field)
@@ -385,9 +394,9 @@ def test_jit_gives_the_eager_result(jitted_runs, name):
     opts, results = jitted_runs
     eager_updates, eager_state = run_updates(opts[name], [GRADS_1, GRADS_2])
     jit_updates, jit_state = results[name]
-    assert_trees_close(jit_updates, eager_updates, rtol=1e-15)
+    assert_trees_close(jit_updates, eager_updates, rtol=1e-6)
     assert type(jit_state) is type(eager_state)
-    assert_trees_close(jit_state, eager_state, rtol=1e-15)
+    assert_trees_close(jit_state, eager_state, rtol=1e-6)
 
 
 def test_vmap_over_stacked_params_equals_separate_runs():
@@ -409,10 +418,10 @@ def test_vmap_over_stacked_params_equals_separate_runs():
         return jax.vmap(two_steps)(params, g), jax.lax.map(lambda pg: two_steps(*pg), (params, g))
 
     batched, one_by_one = batched_and_one_by_one(stack(copies), stack(grads))
-    assert_trees_close(batched, one_by_one, rtol=1e-14)
+    assert_trees_close(batched, one_by_one, rtol=1e-6)
     first_params, first_state = two_steps(copies[0], grads[0])  # eager, unbatched
     take_first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731
-    assert_trees_close(take_first(batched), (first_params, first_state), rtol=1e-14)
+    assert_trees_close(take_first(batched), (first_params, first_state), rtol=1e-6)
     assert type(batched[1][1]) is optim.AdamState and batched[1][1].count.shape == (3,)
 
 
@@ -439,11 +448,12 @@ def test_float32_params_give_float32_updates_and_state():
         assert state.count.dtype == jnp.int32, name
 
 
-def test_apply_updates_keeps_each_params_dtype():
-    params = {"a": jnp.ones(2, jnp.float32), "b": jnp.ones(2, jnp.float64)}
-    updates = {"a": jnp.full(2, 0.5, jnp.float64), "b": jnp.full(2, 0.5, jnp.float32)}
+def test_apply_updates_keeps_each_params_dtype(x64):
+    narrow, wide = (jnp.float32, jnp.float64) if x64 else (jnp.bfloat16, jnp.float32)
+    params = {"a": jnp.ones(2, narrow), "b": jnp.ones(2, wide)}
+    updates = {"a": jnp.full(2, 0.5, wide), "b": jnp.full(2, 0.5, narrow)}
     new = optim.apply_updates(params, updates)
-    assert new["a"].dtype == jnp.float32 and new["b"].dtype == jnp.float64
+    assert new["a"].dtype == narrow and new["b"].dtype == wide
     np.testing.assert_array_equal(np.asarray(new["a"]), [1.5, 1.5])
 
 
@@ -560,6 +570,7 @@ def book_layout_params(seed, hidden, outputs, layout):
     return tuple(params)
 
 
+@pytest.mark.x64
 def test_reference_loop_binary_matches_purenn(chapter14):
     _, X, labels, _ = chapter14
     y = (labels == 0).astype(jnp.int32).reshape(-1, 1)  # class 0 or not: one binary output
@@ -578,6 +589,7 @@ def test_reference_loop_binary_matches_purenn(chapter14):
     assert_trees_close(final, expected_params, rtol=1e-10)
 
 
+@pytest.mark.x64
 def test_reference_loop_dropout_matches_purenn_with_its_masks(chapter14):
     _, X, y, _ = chapter14
     rate, n, hidden = 0.1, X.shape[0], 64

@@ -1,25 +1,24 @@
 """Runs that stop and resume from their checkpoint, and runs in separate processes, give
-the same bits as one uninterrupted run."""
+the same bits as one uninterrupted run, in float32 and in float64 (the ``x64`` fixture;
+minibatches, whose shuffling does not depend on the dtype, in float32).
 
-import hashlib
-import os
-import subprocess
-import sys
-import textwrap
+The model, optimizer and data have the shapes of ``tests/test_train.py``'s float32 tests,
+so the two files share compiled programs."""
 
 import jax
 import numpy as np
 import pytest
 
 import purenn as pn
+from tests import fresh_process
 
 CCE = pn.losses.softmax_categorical_crossentropy
 
 
 def setup():
     X, y = pn.data.spiral(jax.random.key(1), 100, 3)
-    model = pn.serial(pn.dense(2, 32, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
-                      pn.dropout(0.1), pn.dense(32, 3))
+    model = pn.serial(pn.dense(2, 64, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
+                      pn.dropout(0.1), pn.dense(64, 3))
     return model, model.init(jax.random.key(2)), X, y
 
 
@@ -30,9 +29,11 @@ def assert_trees_identical(a, b):
         assert np.array_equal(np.asarray(left), np.asarray(right))
 
 
-@pytest.mark.parametrize("batch_size", [None, 64])
-def test_a_stopped_and_resumed_run_is_bit_identical(tmp_path, batch_size):
+@pytest.mark.parametrize("x64, batch_size", [(False, None), (False, 64), (True, None)],
+                         ids=["float32-full-batch", "float32-minibatch", "x64-full-batch"])
+def test_a_stopped_and_resumed_run_is_bit_identical(tmp_path, batch_size, x64):
     model, params, X, y = setup()
+    assert params[0]["weights"].dtype == (np.float64 if x64 else np.float32)
     opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
     common = dict(key=jax.random.key(3), batch_size=batch_size, log_every=10, log_fn=None)
     whole = pn.fit(model, CCE, opt, params, X, y, epochs=60, **common)
@@ -50,7 +51,7 @@ def test_a_stopped_and_resumed_run_is_bit_identical(tmp_path, batch_size):
         assert np.array_equal(resumed[2][name], whole[2][name]), name
 
 
-def test_resuming_with_another_key_is_refused(tmp_path):
+def test_resuming_with_another_key_is_refused(tmp_path, x64):
     model, params, X, y = setup()
     path = tmp_path / "run.safetensors"
     opt = pn.optimizers.adam()
@@ -65,45 +66,23 @@ def test_resuming_with_another_key_is_refused(tmp_path):
     assert int(pn.checkpoint.load(path)["epoch"]) == 3
 
 
-def test_resuming_a_checkpoint_of_another_model_names_the_difference(tmp_path):
+def test_resuming_a_checkpoint_of_another_model_names_the_difference(tmp_path, x64):
     model, params, X, y = setup()
     path = tmp_path / "run.safetensors"
     pn.fit(model, CCE, pn.optimizers.adam(), params, X, y, key=jax.random.key(3), epochs=2,
            log_fn=None, checkpoint_path=path)
-    wider = pn.serial(pn.dense(2, 64), pn.relu(), pn.dropout(0.1), pn.dense(64, 3))
-    with pytest.raises(ValueError, match=r"params/0/weights.*\(2, 32\).*\(2, 64\)"):
+    wider = pn.serial(pn.dense(2, 128), pn.relu(), pn.dropout(0.1), pn.dense(128, 3))
+    with pytest.raises(ValueError, match=r"params/0/weights.*\(2, 64\).*\(2, 128\)"):
         pn.fit(wider, CCE, pn.optimizers.adam(), wider.init(jax.random.key(0)), X, y,
                key=jax.random.key(3), epochs=4, log_fn=None, checkpoint_path=path)
 
 
-SCRIPT = textwrap.dedent("""
-    import hashlib, sys
-    import jax, numpy as np
-    import purenn as pn
-    X, y = pn.data.spiral(jax.random.key(1), 100, 3)
-    model = pn.serial(pn.dense(2, 32, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
-                      pn.dropout(0.1), pn.dense(32, 3))
-    params, _, _ = pn.fit(model, pn.losses.softmax_categorical_crossentropy,
-                          pn.optimizers.adam(learning_rate=0.05), model.init(jax.random.key(2)),
-                          X, y, key=jax.random.key(int(sys.argv[1])), epochs=50,
-                          batch_size=100, log_fn=None)
-    digest = hashlib.sha256()
-    for leaf in jax.tree.leaves(params):
-        digest.update(np.asarray(leaf).tobytes())
-    print(digest.hexdigest())
-""")
-
-
-def test_two_processes_with_the_same_key_produce_identical_bytes():
-    root = os.path.dirname(os.path.dirname(__file__))
-
-    def run(seed):
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(seed)], capture_output=True,
-                              text=True, cwd=root, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout.strip()
-
-    first, second, other = run(5), run(5), run(6)
-    assert len(first) == len(hashlib.sha256().hexdigest())
-    assert first == second
-    assert first != other
+def test_another_process_with_the_same_key_produces_identical_bytes():
+    """The fresh process of ``tests/fresh_process.py`` trains the book's model with keys 5
+    and 6 (in float32: what differs between processes, such as hash seeds and thread
+    timing, does not depend on the dtype); this one repeats the run of key 5."""
+    digests = fresh_process.child()["digests"]
+    params, _, _ = fresh_process.book_fit(5)
+    assert params[0]["weights"].dtype == np.float32
+    assert fresh_process.digest(params) == digests["5"]
+    assert digests["6"] != digests["5"]

@@ -1,4 +1,10 @@
-"""train_step and fit against the book's training loop, and fit's own guarantees."""
+"""train_step and fit against the book's training loop (in float64: marked ``x64``), and
+fit's own guarantees (in float32; divergence in both modes).
+
+The float32 tests share one model structure (``chapter_15``), one optimizer structure
+(Adam) and one data shape, so that they share compiled programs."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +25,13 @@ def chapter_14(hidden=64, dropout=None):
     return pn.serial(*layers, pn.dense(hidden, 3))
 
 
-@pytest.fixture(scope="module")
+def chapter_15(rate=0.1):
+    return chapter_14(dropout=rate)
+
+
+@pytest.fixture
 def spiral():
-    return pn.data.spiral(jax.random.key(1), 100, 3)
+    return pn.data.spiral(jax.random.key(1), 100, 3)  # in the test's mode
 
 
 def run_steps(step, params, opt_state, X, y, key, epochs):
@@ -40,6 +50,7 @@ def run_steps(step, params, opt_state, X, y, key, epochs):
     (pn.optimizers.sgd(learning_rate=1.0, decay=1e-3, momentum=0.9),
      book.Optimizer_SGD(1.0, 1e-3, 0.9)),
 ])
+@pytest.mark.x64
 def test_train_step_metrics_equal_the_books_printed_values(spiral, optimizer, reference):
     X, y = spiral
     model = chapter_14()
@@ -53,6 +64,7 @@ def test_train_step_metrics_equal_the_books_printed_values(spiral, optimizer, re
     np.testing.assert_allclose(trained[0]["weights"], expected_params[0]["weights"], rtol=1e-8)
 
 
+@pytest.mark.x64
 def test_dropout_model_follows_the_book_with_the_same_masks(spiral):
     X, y = spiral
     model, key = chapter_14(dropout=0.1), jax.random.key(4)
@@ -70,6 +82,7 @@ def test_dropout_model_follows_the_book_with_the_same_masks(spiral):
     np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-12)
 
 
+@pytest.mark.x64
 def test_binary_model_follows_the_book():
     X, y = pn.data.spiral(jax.random.key(1), 100, 2)
     y = y.reshape(-1, 1)
@@ -85,9 +98,19 @@ def test_binary_model_follows_the_book():
         np.testing.assert_allclose(history[name], expected[name], rtol=1e-8, err_msg=name)
 
 
+def assert_trees_close(actual, expected, rtol):
+    """Leaf by leaf, within ``rtol`` of each leaf's largest element (float32 sums may
+    differ in their last bits wherever two programs order them differently)."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        e = np.asarray(e)
+        assert np.asarray(a).dtype == e.dtype
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * float(np.max(np.abs(e))))
+
+
 def test_fit_equals_a_loop_of_train_step(spiral):
     X, y = spiral
-    model, key = chapter_14(dropout=0.1), jax.random.key(5)
+    model, key = chapter_15(), jax.random.key(5)
     params = model.init(jax.random.key(2))
     opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
     fitted, fitted_state, history = pn.fit(model, CCE, opt, params, X, y, key=key,
@@ -95,30 +118,26 @@ def test_fit_equals_a_loop_of_train_step(spiral):
     looped, looped_state, expected = run_steps(pn.train_step(model, CCE, opt), params,
                                                opt.init(params), X, y, key, 25)
     for name in pn.train.METRICS:
-        np.testing.assert_allclose(history[name], expected[name], rtol=1e-12, err_msg=name)
-    for a, b in zip(jax.tree.leaves((fitted, fitted_state)), jax.tree.leaves((looped,
-                                                                             looped_state))):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
+        np.testing.assert_allclose(history[name], expected[name], rtol=1e-5, err_msg=name)
+    assert_trees_close((fitted, fitted_state), (looped, looped_state), rtol=1e-5)
     np.testing.assert_array_equal(history["epoch"], np.arange(25))
 
 
 def test_train_step_jit_equals_eager(spiral):
     X, y = spiral
-    model = chapter_14(dropout=0.2)
+    model = chapter_15(0.2)
     params = model.init(jax.random.key(2))
-    opt = pn.optimizers.rmsprop(learning_rate=0.01)
+    opt = pn.optimizers.adam(learning_rate=0.01)
     state, key = opt.init(params), jax.random.key(6)
     jitted = pn.train_step(model, CCE, opt)(params, state, X, y, key)
     with jax.disable_jit():
         eager = pn.train_step(model, CCE, opt)(params, state, X, y, key)
-    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager)):
-        # atol: some bias gradients are ~1e-12 sums of cancelling terms
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-20)
+    assert_trees_close(jitted, eager, rtol=1e-5)
 
 
 def test_same_key_gives_bit_identical_params(spiral):
     X, y = spiral
-    model = chapter_14(dropout=0.1)
+    model = chapter_15()
     params = model.init(jax.random.key(2))
     opt = pn.optimizers.adam(learning_rate=0.05)
     runs = [pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(k), epochs=30,
@@ -130,9 +149,9 @@ def test_same_key_gives_bit_identical_params(spiral):
 
 def test_minibatch_epochs_visit_every_sample_once(spiral):
     X, y = spiral
-    model, key, batch_size = chapter_14(dropout=0.1), jax.random.key(9), 64
+    model, key, batch_size = chapter_15(), jax.random.key(9), 64
     params = model.init(jax.random.key(2))
-    opt = pn.optimizers.sgd(learning_rate=0.5, momentum=0.5)
+    opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
     fitted, _, history = pn.fit(model, CCE, opt, params, X, y, key=key, epochs=3,
                                 batch_size=batch_size, log_fn=None)
 
@@ -149,61 +168,46 @@ def test_minibatch_epochs_visit_every_sample_once(spiral):
             looped, state, metrics = step(looped, state, X[indices], y[indices],
                                           jax.random.fold_in(dropout_key, b))
             losses.append(float(metrics["data_loss"]) * len(indices) / 300)
-        np.testing.assert_allclose(history["data_loss"][epoch], sum(losses), rtol=1e-12)
-    for a, b in zip(jax.tree.leaves(fitted), jax.tree.leaves(looped)):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
+        np.testing.assert_allclose(history["data_loss"][epoch], sum(losses), rtol=1e-5)
+    assert_trees_close(fitted, looped, rtol=1e-5)
     assert int(state.count) == 15
-
-
-def test_fit_does_not_compile_twice(spiral):
-    X, y = spiral
-    traces = []
-
-    def counting_loss(y_pred, y_true):
-        traces.append(1)  # runs once per trace, never inside the compiled loop
-        return CCE(y_pred, y_true)
-
-    model = chapter_14()
-    opt = pn.optimizers.adam(learning_rate=0.02)
-    params = model.init(jax.random.key(2))
-    for _ in range(2):
-        pn.fit(model, counting_loss, opt, params, X, y, key=jax.random.key(0), epochs=21,
-               log_every=10, log_fn=None)
-    # Chunks of 1 (epoch 0) and 10 epochs: one compiled program, reused.
-    assert len(traces) == 1
 
 
 def test_fit_prints_the_books_log_lines(spiral):
     X, y = spiral
     lines = []
-    model = chapter_14()
+    model = chapter_15()
     pn.fit(model, CCE, pn.optimizers.adam(learning_rate=0.02, decay=5e-7),
            model.init(jax.random.key(2)), X, y, key=jax.random.key(0), epochs=201,
            validation_data=(X, y), log_fn=lines.append)
     pattern = (r"epoch: (\d+), acc: \d\.\d{3}, loss: \d\.\d{3} \(data_loss: \d\.\d{3}, "
                r"reg_loss: \d\.\d{3}\), lr: 0\.0\d+")
-    assert [int(__import__("re").fullmatch(pattern, line).group(1)) for line in lines[:-1]] \
-        == [0, 100, 200]
+    assert [int(re.fullmatch(pattern, line).group(1)) for line in lines[:-1]] == [0, 100, 200]
     assert lines[0].endswith("lr: 0.02")
-    assert __import__("re").fullmatch(r"validation, acc: \d\.\d{3}, loss: \d\.\d{3}", lines[-1])
+    assert re.fullmatch(r"validation, acc: \d\.\d{3}, loss: \d\.\d{3}", lines[-1])
 
 
 def test_evaluate_is_inference_mode(spiral):
     X, y = spiral
-    model = chapter_14(dropout=0.5)
+    model = chapter_15(0.5)
     params = model.init(jax.random.key(2))
     metrics = pn.evaluate(model, CCE, params, X, y)
     logits = model.apply(params, X)
-    assert metrics["loss"] == pytest.approx(float(CCE(logits, y)), rel=1e-12)
+    assert metrics["loss"] == pytest.approx(float(CCE(logits, y)), rel=1e-6)
     assert metrics["accuracy"] == pytest.approx(
-        float(pn.losses.categorical_accuracy(logits, y)), rel=1e-12)
+        float(pn.losses.categorical_accuracy(logits, y)), rel=1e-6)
 
 
-def test_divergence_stops_with_the_last_finite_state(spiral):
+# Learning rates that make the first update throw the weights to ~lr: the next forward
+# pass overflows (float32's largest number is ~3e38, float64's ~1.8e308).
+HUGE_RATE = {False: 1e30, True: 1e200}
+
+
+def test_divergence_stops_with_the_last_finite_state(spiral, x64):
     X, y = spiral
-    model = chapter_14()
+    model = chapter_15()
     params = model.init(jax.random.key(2))
-    opt = pn.optimizers.sgd(learning_rate=1e200)
+    opt = pn.optimizers.adam(learning_rate=HUGE_RATE[x64])
     message = r"the loss became (nan|inf) at epoch (\d+)"
     with pytest.raises(pn.DivergenceError, match=message) as info:
         pn.fit(model, CCE, opt, params, X, y, key=jax.random.key(0), epochs=50, log_every=10,
@@ -212,6 +216,8 @@ def test_divergence_stops_with_the_last_finite_state(spiral):
     assert error.epoch >= 1
     assert error.state_epoch <= error.epoch
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(error.params))
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(error.opt_state))
+    assert error.params[0]["weights"].dtype == params[0]["weights"].dtype
     assert len(error.history["loss"]) == error.state_epoch
     assert np.all(np.isfinite(error.history["loss"]))
 
@@ -244,7 +250,7 @@ FIT_ERRORS = [
 @pytest.mark.parametrize("override,error,message", FIT_ERRORS)
 def test_fit_rejects_bad_input_with_a_clear_message(spiral, override, error, message):
     X, y = spiral
-    model = chapter_14()
+    model = chapter_15()
     args = dict(model=model, loss=CCE, optimizer=pn.optimizers.adam(),
                 params=model.init(jax.random.key(2)), X=X, y=y, key=jax.random.key(0),
                 epochs=1, log_fn=None)
@@ -267,18 +273,24 @@ def test_binary_targets_are_checked():
                jnp.full((20, 1), 0.5), **common)
 
 
-def test_an_update_that_overflows_on_the_last_epoch_never_returns_nan_params(spiral):
+# Input scales at which epoch 0's loss is finite but its update overflows the optimizer
+# state: the squared gradients in Adam's cache become inf.
+HUGE_INPUT = {False: 1e25, True: 1e160}
+
+
+def test_an_update_that_overflows_on_the_last_epoch_never_returns_a_non_finite_state(
+        spiral, x64):
     X, y = spiral
-    model = chapter_14()
+    model = chapter_15()
     params = model.init(jax.random.key(2))
-    # The loss of epoch 0 is finite, but its update (1e307 * gradients > 1) overflows.
-    opt = pn.optimizers.sgd(learning_rate=1e307)
+    opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
     with pytest.raises(pn.DivergenceError, match="the parameters or the optimizer state "
                                                  "became non-finite at epoch 0: training "
                                                  "diverged") as info:
-        pn.fit(model, CCE, opt, params, 1e6 * X, y, key=jax.random.key(0), epochs=1,
-               log_fn=None)
+        pn.fit(model, CCE, opt, params, HUGE_INPUT[x64] * X, y, key=jax.random.key(0),
+               epochs=1, log_fn=None)
     assert info.value.epoch == 0 and info.value.state_epoch == 0
     assert np.array_equal(info.value.params[0]["weights"], params[0]["weights"])
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.params))
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.opt_state))
     assert len(info.value.history["loss"]) == info.value.state_epoch

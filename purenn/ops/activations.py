@@ -1,4 +1,9 @@
-"""ReLU, sigmoid and softmax, each with the book's backward formula."""
+"""ReLU, sigmoid and softmax, each with the book's backward formula.
+
+Autodiff: reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` and
+``jax.jacfwd`` raise ``TypeError``. Second derivatives (``jax.hessian``) work: see
+``purenn.ops``.
+"""
 
 from __future__ import annotations
 

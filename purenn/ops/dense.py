@@ -1,4 +1,9 @@
-"""The dense (fully connected) layer's affine map, with the book's backward pass."""
+"""The dense (fully connected) layer's affine map, with the book's backward pass.
+
+Autodiff: reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` and
+``jax.jacfwd`` raise ``TypeError``. Second derivatives (``jax.hessian``) work: see
+``purenn.ops``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Inverted dropout: zero a random fraction ``rate`` of the units, rescale the rest."""
+"""Inverted dropout: zero a random fraction ``rate`` of the units, rescale the rest.
+
+Autodiff: reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` and
+``jax.jacfwd`` raise ``TypeError``. Second derivatives (``jax.hessian``) work: see
+``purenn.ops``.
+"""
 
 from __future__ import annotations
 

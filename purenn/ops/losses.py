@@ -4,6 +4,10 @@ the book's backward formula.
 Labels: categorical losses take sparse class indices ``(N,)`` of an integer dtype or
 one-hot rows ``(N, C)``; binary cross-entropy takes 0/1 targets of the predictions' shape
 ``(N, J)``.
+
+Autodiff: reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` and
+``jax.jacfwd`` raise ``TypeError``. Second derivatives (``jax.hessian``) work: see
+``purenn.ops``.
 """
 
 from __future__ import annotations

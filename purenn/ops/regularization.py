@@ -1,4 +1,9 @@
-"""L1 and L2 penalties: the regularization loss the book adds to the data loss."""
+"""L1 and L2 penalties: the regularization loss the book adds to the data loss.
+
+Autodiff: reverse mode only (``jax.grad``, ``jax.vjp``, ``jax.jacrev``); ``jax.jvp`` and
+``jax.jacfwd`` raise ``TypeError``. Second derivatives (``jax.hessian``) work: see
+``purenn.ops``.
+"""
 
 from __future__ import annotations
 

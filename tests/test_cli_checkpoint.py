@@ -1,0 +1,210 @@
+"""``--save`` keeps a run as ``pn.fit``'s checkpoint: Ctrl-C exits with 130 and says how
+to continue, ``--resume`` continues and ends bit-identical to an uninterrupted run. In
+float32 (what users run); the Ctrl-C test sends a real SIGINT to ``python -m purenn``."""
+
+import dataclasses
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import purenn as pn
+import purenn.checkpoint
+from purenn import cli, experiments
+
+ROOT = Path(__file__).resolve().parents[1]
+INTERRUPTED = re.compile(r"^purenn (book|train): interrupted at epoch (\d+); saved to (.+); "
+                         r"continue with: purenn (.+)$")
+
+
+@pytest.fixture(autouse=True)
+def float32(tmp_path, monkeypatch):
+    monkeypatch.setenv("PURENN_NO_CACHE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with jax.enable_x64(False):
+        yield
+
+
+def run(capsys, *args):
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def tensors(path):
+    """Every tensor of a checkpoint as NumPy, whatever jax_enable_x64 says."""
+    return safetensors.numpy.load_file(str(path))
+
+
+def assert_same_bits(a, b):
+    left, right = tensors(a), tensors(b)
+    assert sorted(left) == sorted(right)
+    for name in left:
+        assert left[name].dtype == right[name].dtype, name
+        assert left[name].tobytes() == right[name].tobytes(), name
+
+
+@pytest.mark.parametrize("command", [["book", "regularization"],
+                                     ["train", "--hidden", "16", "--dropout", "0.1",
+                                      "--batch-size", "100"]], ids=["book", "train"])
+def test_resume_continues_a_saved_run_bit_identically(command, capsys, tmp_path):
+    command = [*command, "--log-every", 10]
+    whole, part = tmp_path / "whole.safetensors", tmp_path / "part.safetensors"
+    code, whole_lines, _ = run(capsys, *command, "--epochs", 25, "--save", whole)
+    assert code == 0
+    assert run(capsys, *command, "--epochs", 12, "--save", part)[0] == 0
+    assert int(tensors(part)["epoch"]) == 12
+    code, lines, err = run(capsys, *command, "--epochs", 25, "--save", part, "--resume")
+    assert code == 0, err
+    # it prints from where it continues, and ends with the uninterrupted run's lines
+    assert [line.split(",")[0] for line in lines] == ["epoch: 20", "epoch: 24",
+                                                      "validation"]
+    assert lines[-2:] == whole_lines[-2:]
+    assert_same_bits(part, whole)
+
+
+def test_checkpoint_every(capsys, tmp_path, monkeypatch):
+    """The checkpoint is written at each log line by default, every --checkpoint-every
+    epochs when given, and always at the end."""
+    saved = []
+    real = pn.checkpoint.save
+
+    def record(path, tree):
+        saved.append(int(tree["epoch"]))
+        return real(path, tree)
+
+    monkeypatch.setattr(pn.checkpoint, "save", record)
+    path = tmp_path / "run.safetensors"
+    for options, expected in (([], [50, 100, 120]),
+                              (["--checkpoint-every", 40], [40, 80, 120]),
+                              (["--checkpoint-every", 0], [120]),
+                              (["--quiet"], [50, 100, 120])):
+        saved.clear()
+        code, _, _ = run(capsys, "train", "--epochs", 120, "--log-every", 50, "--save", path,
+                         *options)
+        assert code == 0
+        assert saved == expected, options
+
+
+def test_interrupt_names_the_epoch_and_the_command_that_continues(capsys, tmp_path,
+                                                                  monkeypatch):
+    path = tmp_path / "run.safetensors"
+    real = experiments.run
+
+    def interrupted(config, seed, **kwargs):  # a run stopped by Ctrl-C after 200 epochs
+        real(dataclasses.replace(config, epochs=200), seed, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run", interrupted)
+    argv = ["train", "--epochs", "500", "--hidden", "8", "--save", str(path), "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 130
+    assert err.splitlines() == [f"purenn train: interrupted at epoch 200; saved to {path}; "
+                                f"continue with: purenn {shlex.join(argv + ['--resume'])}"]
+
+    # interrupted again while resuming: the same command continues
+    code, _, err = run(capsys, *argv, "--resume")
+    assert code == 130
+    assert INTERRUPTED.match(err.strip())[4] == shlex.join(argv + ["--resume"])
+
+
+def test_interrupt_before_the_first_checkpoint_says_nothing_was_saved(capsys, tmp_path,
+                                                                      monkeypatch):
+    path = tmp_path / "run.safetensors"
+    path.write_bytes(b"an older file, left as it is")
+
+    def interrupted(config, seed, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run", interrupted)
+    code, _, err = run(capsys, "train", "--epochs", "50", "--save", path)
+    assert code == 130
+    assert err.splitlines() == [f"purenn train: interrupted before the first checkpoint; "
+                                f"nothing saved to {path}"]
+    # without --save there is nothing to continue
+    code, _, err = run(capsys, "train", "--epochs", "50")
+    assert (code, err) == (130, "purenn train: interrupted\n")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("seeds-file", r"--resume: '.*' is not the checkpoint of a single run"),
+    ("other-seed", r"--resume: '.*' was written by a run with another seed; give the --seed"),
+    ("past-epochs", r"--resume: '.*' is at epoch 30, past --epochs 20; give --epochs 30"),
+    ("other-model", r"--resume: .*params/0/weights.*"),
+    ("not-safetensors", r"--resume: cannot read '.*'"),
+])
+def test_resume_refuses_a_file_it_cannot_continue(case, message, capsys, tmp_path):
+    path = tmp_path / "run.safetensors"
+    train = ["train", "--hidden", "8", "--quiet", "--save", path]
+    if case == "seeds-file":
+        assert run(capsys, *train, "--epochs", 5, "--seeds", 2)[0] == 0
+    elif case == "not-safetensors":
+        path.write_text("not a checkpoint\n")
+    else:
+        assert run(capsys, *train, "--epochs", 30)[0] == 0
+    resume = {"other-seed": [*train, "--epochs", 40, "--seed", 1],
+              "past-epochs": [*train, "--epochs", 20],
+              "other-model": ["train", "--hidden", "9", "--save", path, "--epochs", 40]}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in resume.get(case, [*train, "--epochs", 40])] + ["--resume"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert re.match(r"purenn train: error: " + message, err), err
+
+
+def test_ctrl_c_keeps_the_run_and_resume_ends_bit_identical(tmp_path):
+    """The issue's scenario, as a user meets it: SIGINT to ``python -m purenn train`` after
+    its first few log lines; exit 130, the file, the printed command continues it, and the
+    result is bit for bit the uninterrupted run's."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JAX_") and k != cli.NO_CACHE_ENV}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the three runs share compiled programs
+    options = ["train", "--epochs", "3001", "--log-every", "100"]
+
+    whole = tmp_path / "whole.safetensors"
+    done = subprocess.run([sys.executable, "-m", "purenn", *options, "--save", str(whole)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    path = tmp_path / "run.safetensors"
+    process = subprocess.Popen([sys.executable, "-m", "purenn", *options, "--save", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT, env=env)
+    try:
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("epoch: 100,"):
+                process.send_signal(signal.SIGINT)
+                break
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 130, (printed, err[-3000:])
+    assert "Traceback" not in err
+    [line] = err.splitlines()
+    match = INTERRUPTED.match(line)
+    assert match, line
+    epoch = int(match[2])
+    assert 100 <= epoch < 3001
+    assert match[3] == str(path)
+    assert int(tensors(path)["epoch"]) == epoch
+    assert match[4] == shlex.join([*options, "--save", str(path), "--resume"])
+
+    resumed = subprocess.run([sys.executable, "-m", "purenn", *shlex.split(match[4])],
+                             capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    lines = resumed.stdout.splitlines()
+    assert int(re.match(r"epoch: (\d+),", lines[0])[1]) >= epoch
+    assert lines[-2:] == done.stdout.splitlines()[-2:]
+    assert_same_bits(path, whole)
+    np.testing.assert_array_equal(tensors(path)["epoch"], 3001)
