@@ -162,10 +162,12 @@ def test_on_result_and_skip(results):
         assert r.metrics == same[(tuple(r.values.values()), r.seed)]
 
 
-def test_vmapped_runs_are_the_sequential_runs(results, monkeypatch):
+@pytest.mark.x64
+def test_vmapped_runs_are_the_sequential_runs(monkeypatch):
     # The path accelerators take, forced on the CPU, in float64: the same runs to
     # rounding (vmapped dots may sum in another order). Two groups of 4, as if the
     # device's memory held 4 runs.
+    results = sweep.run_grid(BASE, GRID, SEEDS, mode="sequential", progress=False)
     sizes = []
 
     def group_size(config, params, count):
