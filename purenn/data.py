@@ -2,12 +2,21 @@
 
 Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
 ``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
+
+Drawing a data set compiles few programs: the noise is drawn and scaled as before (its own
+programs, so its bits do not depend on what XLA fuses it with), and the rest of each
+generator is one jitted program per shape and dtype, in which no product feeds a sum (XLA
+would fuse the two into one rounding). So the values are bit for bit those of the same
+operations run one by one.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purenn._checks import check_key, check_positive_int
 
@@ -34,10 +43,18 @@ def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.A
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
     dtype = _float()
+    noise = 0.2 * jax.random.normal(key, (samples * classes,), dtype)
+    return _spiral(noise, samples, classes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _spiral(noise, samples, classes):
+    dtype = noise.dtype
     radius = jnp.tile(jnp.linspace(0.0, 1.0, samples, dtype=dtype), classes)
     starts = jnp.linspace(0.0, 4.0, samples, dtype=dtype)
+    # 4c is exact, so a fused multiply-add rounds 4c + start as two steps would.
     angle = (4.0 * jnp.arange(classes, dtype=dtype)[:, None] + starts[None, :]).reshape(-1)
-    angle = angle + 0.2 * jax.random.normal(key, (samples * classes,), dtype)
+    angle = angle + noise
     X = jnp.stack([radius * jnp.sin(2.5 * angle), radius * jnp.cos(2.5 * angle)], axis=1)
     return X, _labels(samples, classes)
 
@@ -54,7 +71,16 @@ def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax
     classes = check_positive_int("classes", classes)
     dtype = _float()
     noise = 0.1 * jax.random.normal(key, (samples * classes, 2), dtype)
-    centres = jnp.stack([_labels(samples, classes).astype(dtype) / 3,
+    return _vertical(noise, samples, classes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _vertical(noise, samples, classes):
+    dtype = np.dtype(noise.dtype)
+    # c / 3 as XLA computes it, c times the rounded reciprocal of 3, here in NumPy: inside
+    # this program the product would be fused into the sum below (one rounding, not two).
+    thirds = np.arange(classes, dtype=dtype) * (dtype.type(1) / dtype.type(3))
+    centres = jnp.stack([jnp.repeat(jnp.asarray(thirds), samples),
                          jnp.full((samples * classes,), 0.5, dtype)], axis=1)
     return noise + centres, _labels(samples, classes)
 
@@ -63,5 +89,10 @@ def sine(samples: int = 1000) -> tuple[jax.Array, jax.Array]:
     """The book's regression data: ``X = arange(samples) / samples`` as a column and
     ``y = sin(2 pi X)``, both of shape ``(samples, 1)``. Deterministic (no key)."""
     samples = check_positive_int("samples", samples)
-    X = (jnp.arange(samples, dtype=_float()) / samples)[:, None]
+    return _sine(samples, _float())
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _sine(samples, dtype):
+    X = (jnp.arange(samples, dtype=dtype) / samples)[:, None]
     return X, jnp.sin(2 * jnp.pi * X)
