@@ -1,11 +1,12 @@
-"""Where fit's time goes: fit's own compiled chunk program, called directly, and variants
-of it with one thing changed at a time (metrics, chunk length, dtype, and the dense
-backward as the book writes it: purenn before its row-major ``dweights``). Each variant
-is a contender for ``timing.measure``."""
+"""Where fit's time goes: fit's own compiled training program (``train._run_program``),
+called directly, and variants of it with one thing changed at a time (the accuracy metric,
+float64, the dense backward as the book writes it, and P4: the loop proposed in
+``benchmarks/proposals.py``). Each variant is a contender for ``timing.measure``."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 import jax
@@ -18,66 +19,84 @@ from benchmarks.contenders import DECAY, LEARNING_RATE, Contender, Problem, book
 from purenn import train
 
 
-class ChunkProgram(Contender):
-    """``train._chunk_runner`` — the program ``fit`` runs — called back to back for
-    ``epochs // length`` chunks, metrics brought to the host after each, without fit's
-    host loop (validation, history, log lines)."""
+class TrainingProgram(Contender):
+    """fit's training program — the one compiled loop ``fit`` runs — called back to back
+    for ``epochs // CHUNK`` calls of ``CHUNK`` epochs, each call's metrics brought to the
+    host (as fit does), without fit's host loop (log lines, history, validation)."""
 
     compiled = True
+    quantum = train.CHUNK
 
-    def __init__(self, problem: Problem, length: int, name: str, *, accuracy=True,
-                 dtype=jnp.float32, context=None):
-        self.problem, self.quantum, self.name = problem, length, name
+    def __init__(self, problem: Problem, name: str, *, accuracy=True, dtype=jnp.float32,
+                 context=None, options: proposals.LoopOptions | None = None):
+        self.problem, self.name = problem, name
         self.accuracy, self.dtype = accuracy, jnp.dtype(dtype)
         self.context = context or contextlib.nullcontext
+        self.options = options
 
     def _x64(self):
         return jax.enable_x64(self.dtype == jnp.float64)
 
     def setup(self):
+        return self._setup()
+
+    def _setup(self):
         with self._x64(), self.context():
             p = self.problem
-            model = book_model(p.hidden)
-            self.params = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), p.params)
-            self.X = jnp.asarray(p.X, self.dtype)
-            self.y = jnp.asarray(p.y)
+            params = jax.tree.map(lambda a: jnp.asarray(a, self.dtype), p.params)
+            self.X, self.y = jnp.asarray(p.X, self.dtype), jnp.asarray(p.y)
             opt = pn.optimizers.adam(learning_rate=LEARNING_RATE, decay=DECAY)
             loss = pn.losses.softmax_categorical_crossentropy
             accuracy = train.default_accuracy(loss) if self.accuracy else None
-            run, self.extra = proposals.fit_program(model, loss, opt, accuracy, p.samples,
-                                                    self.quantum, cached=False)
-            self.state = opt.init(self.params)
+            components = train._Components(book_model(p.hidden), loss, opt, accuracy, None)
+            self.dynamic, static = train._partition(components)
+            opt_state = opt.init(params)
+            self.state = train.RunState(params, opt_state, params, opt_state)
             self.key = jax.random.key(1)
+            if self.options is not None:
+                program = proposals.loop_program(self.options)
+            elif self.context is not contextlib.nullcontext:
+                # A jit of its own: its trace is not shared with (nor reused from) the
+                # shipped program's, so the context's change is what gets compiled.
+                program = jax.jit(functools.partial(train._run_program.__wrapped__),
+                                  static_argnums=(0, 1))
+            else:
+                program = train._run_program
             start = time.perf_counter()
-            self.program = run.lower(self.params, self.state, self.X, self.y, self.key,
-                                     0, *self.extra).compile()
+            self.program = program.lower(static, None, self.dynamic, self.state, self.X,
+                                         self.y, self.key, np.int32(0),
+                                         np.int32(train.CHUNK)).compile()
             return time.perf_counter() - start
 
     def run(self, epochs):
-        params, state = self.params, self.state
+        state = self.state
         with self._x64():
-            for i in range(epochs // self.quantum):
-                # (params, opt_state, metrics, ...): later versions of train add outputs
-                params, state, metrics = self.program(params, state, self.X, self.y, self.key,
-                                                      i * self.quantum, *self.extra)[:3]
-                metrics = {k: np.asarray(v) for k, v in metrics.items()}
-                if not np.all(np.isfinite(metrics["loss"])):
+            for i in range(epochs // train.CHUNK):
+                out = self.program(self.dynamic, state, self.X, self.y, self.key,
+                                   np.int32(i * train.CHUNK), np.int32(train.CHUNK))
+                state, metrics = out[0], out[1]
+                if state.previous_params is None:  # a stand-in that keeps no previous state
+                    state = train.RunState(state.params, state.opt_state, state.params,
+                                           state.opt_state)
+                loss = np.asarray(metrics["loss"] if "loss" in metrics
+                                  else metrics["stacked"][:, 0])
+                if not np.all(np.isfinite(loss)):
                     raise FloatingPointError(f"{self.name}: the loss became non-finite")
-            jax.block_until_ready(params)
+            jax.block_until_ready(state)
 
 
 def ablation_contenders(problem: Problem, chunk: int):
     from benchmarks.contenders import PurennFit
 
-    long = chunk * 10
     return [
         PurennFit(problem, chunk, name=f"pn.fit (log_every={chunk})"),
-        ChunkProgram(problem, chunk, f"fit's chunk program ({chunk} epochs), called directly"),
-        ChunkProgram(problem, chunk, "  without the accuracy metric", accuracy=False),
-        ChunkProgram(problem, long, f"  chunks of {long} epochs"),
-        ChunkProgram(problem, chunk, "  float64 (jax_enable_x64)", dtype=jnp.float64),
-        ChunkProgram(problem, chunk, "  the book's dweights = x.T @ dvalues (before the "
-                     "row-major GEMM)", context=proposals.book_dweights),
+        TrainingProgram(problem, "fit's training program, called directly"),
+        TrainingProgram(problem, "  without the accuracy metric", accuracy=False),
+        TrainingProgram(problem, "  float64 (jax_enable_x64)", dtype=jnp.float64),
+        TrainingProgram(problem, "  the book's dweights = x.T @ dvalues (before the "
+                        "row-major GEMM)", context=proposals.book_dweights),
+        TrainingProgram(problem, "  P4: loss-only checks, one final state check (proposed)",
+                        options=proposals.P4),
     ]
 
 
@@ -91,7 +110,7 @@ def count_step_traces(problem: Problem, chunk: int, epochs: int):
         calls[0] += 1
         return model.apply(params, x, **kwargs)
 
-    counted = pn.Layer(model.init, apply, model.penalty)
+    counted = pn.layers.custom(model.init, apply, model.penalty)
     opt = pn.optimizers.adam(learning_rate=LEARNING_RATE, decay=DECAY)
     loss = pn.losses.softmax_categorical_crossentropy
 
@@ -99,7 +118,7 @@ def count_step_traces(problem: Problem, chunk: int, epochs: int):
         pn.fit(counted, loss, opt, problem.params, problem.X, problem.y, key=jax.random.key(1),
                epochs=n, log_every=chunk, log_fn=None, progress=False)
 
-    fit(chunk + 1)  # compiles chunks of length 1 and `chunk`
+    fit(chunk + 1)  # compiles the training program
     calls[0] = 0
     fit(epochs)
     return calls[0]

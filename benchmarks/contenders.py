@@ -7,10 +7,11 @@ float32, full batch:
     Adam(learning_rate=0.02, decay=5e-7)
 
 and computes, every epoch, what the book prints: loss, data loss, regularization loss,
-accuracy and the current learning rate. The JAX contenders run ``chunk`` epochs per
-``lax.scan`` and bring the metrics to the host after each chunk (what ``pn.fit`` does to
-print the book's log line every 100 epochs); the eager ones (NumPy, PyTorch) run a Python
-loop and keep every 100th epoch's metrics.
+accuracy and the current learning rate. The JAX contenders bring the metrics to the host
+every ``chunk`` epochs (what ``pn.fit`` does to print the book's log line every 100
+epochs): ``pn.fit`` as a user calls it, the others in a jitted ``lax.scan`` of ``chunk``
+epochs; the eager ones (NumPy, PyTorch) run a Python loop and keep every 100th epoch's
+metrics.
 
 A contender is built by ``setup()`` (which compiles, where there is something to compile,
 and returns the seconds that took) and timed by ``run(epochs)``, which blocks until the
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 import purenn as pn
+from benchmarks import numpy_job
 
 L2 = 5e-4
 LEARNING_RATE = 0.02
@@ -105,13 +106,11 @@ class PurennFit(Contender):
     def __init__(self, problem: Problem, chunk: int, *, context=None, name="purenn fit"):
         self.problem, self.chunk, self.name = problem, chunk, name
         self.context = context or contextlib.nullcontext
-        # Own model and optimizer objects: fit's compiled chunks are cached per model, so
-        # a contender traced under a context never shares them with one traced without.
         self.model = book_model(problem.hidden)
         self.optimizer = pn.optimizers.adam(learning_rate=LEARNING_RATE, decay=DECAY)
         self.loss = pn.losses.softmax_categorical_crossentropy
-        # Epochs 0, chunk, 2 chunk, ... end the chunks: runs of k * chunk + 1 epochs
-        # use chunks of length 1 and `chunk` only, both compiled by setup().
+        # fit compiles one program whatever the epochs; runs of k * chunk + 1 epochs are
+        # chunks of 1 (epoch 0, logged at once) and `chunk` epochs, as the book's 10001.
         self.quantum, self.offset = chunk, 1
 
     def _fit(self, epochs):
@@ -287,16 +286,6 @@ class _ThreadChoice(Contender):
         self.threads = variant
 
 
-def _book_classes():
-    """``tests/reference/book.py``: the book's NumPy classes, the project's oracle."""
-    path = os.path.join(_REPO, "tests", "reference", "book.py")
-    spec = importlib.util.spec_from_file_location("_purenn_benchmarks_book", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class BookNumpy(_ThreadChoice):
     """The book's classes (``tests/reference/book.py``) in the book's training loop.
 
@@ -310,8 +299,7 @@ class BookNumpy(_ThreadChoice):
         self.name = f"NumPy book code ({self.dtype.name})"
 
     def setup(self):
-        book = _book_classes()
-        self.book = book
+        self.book = numpy_job.book_classes()
         self.X = np.asarray(self.problem.X, self.dtype)
         self.y = np.asarray(self.problem.y)
         self.threads = None
@@ -349,33 +337,17 @@ class BookNumpy(_ThreadChoice):
             self._run(epochs)
 
     def _run(self, epochs):
-        book, X, y = self.book, self.X, self.y
+        book = self.book
         dense1, dense2 = self._layers()
-        activation1 = book.Activation_ReLU()
-        loss_activation = book.Activation_Softmax_Loss_CategoricalCrossentropy()
         optimizer = book.Optimizer_Adam(learning_rate=LEARNING_RATE, decay=DECAY)
-        for epoch in range(epochs):
-            dense1.forward(X)
-            activation1.forward(dense1.output)
-            dense2.forward(activation1.output)
-            data_loss = loss_activation.forward(dense2.output, y)
-            regularization_loss = (loss_activation.loss.regularization_loss(dense1) +
-                                   loss_activation.loss.regularization_loss(dense2))
-            loss = data_loss + regularization_loss
-            predictions = np.argmax(loss_activation.output, axis=1)
-            accuracy = np.mean(predictions == y)
-            if not epoch % 100:
-                self.last = (epoch, float(accuracy), float(loss), optimizer.current_learning_rate)
-            loss_activation.backward(loss_activation.output, y)
-            dense2.backward(loss_activation.dinputs)
-            activation1.backward(dense2.dinputs)
-            dense1.backward(activation1.dinputs)
-            optimizer.pre_update_params()
-            optimizer.update_params(dense1)
-            optimizer.update_params(dense2)
-            optimizer.post_update_params()
+
+        def keep(epoch, accuracy, loss, data_loss, reg_loss, rate):
+            self.last = (epoch, float(accuracy), float(loss), rate)
+
+        numpy_job.book_epochs(book, self.X, self.y, dense1, dense2, optimizer, epochs,
+                              on_epoch=keep)
         if dense1.weights.dtype != self.dtype:
-            raise TypeError(f"{self.name}: the weights became {dense1.weights.dtype}")
+            raise TypeError(f"{self.name}: the weights became {self.dtype}")
 
 
 class TorchEager(_ThreadChoice):

@@ -1,11 +1,12 @@
-"""What makes ``fit`` fast, and prototypes of changes that were measured but *not applied*.
+"""What makes ``fit`` fast, and stand-ins for changes to ``fit``'s training program that are
+measured here but *not applied* to purenn.
 
-Nothing here is imported by purenn, and nothing here changes purenn's dense op: the dense
-backward described in ``FAST_FIT_DOC`` is in the library (``purenn/ops/dense.py``) and every
-``purenn fit`` contender runs it as shipped. P2 (``one_program``) swaps a stand-in for
-``train._chunk_runner`` for the duration of a ``with`` block; P3 needs no code here (an
-environment variable for a subprocess). Their diffs against purenn sit beside this file
-(``p2_one_program.diff``, ``p3_cli_cache.diff``; ``git apply``), for reference only.
+Nothing here is imported by purenn. ``book_dweights`` swaps purenn's dense backward for the
+book's plain one inside a ``with`` block (the ablation that measures the shipped rule).
+``loop_program`` builds a stand-in for ``train._run_program`` (the compiled loop ``fit``
+runs) with one part changed at a time; with its defaults it is the shipped program, op for
+op (``benchmarks.compile`` checks that its kernel count matches). ``P4`` is the change
+proposed for ``purenn/train.py``, with the diff in ``P4_DIFF`` below.
 """
 
 from __future__ import annotations
@@ -14,26 +15,29 @@ import contextlib
 import functools
 import inspect
 import sys
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 import purenn.ops  # noqa: F401  (makes sure purenn.ops.dense is loaded)
+from purenn import train
 
 _dense_module = sys.modules["purenn.ops.dense"]
 
 FAST_FIT_DOC = """\
 ``dweights = x.T @ dvalues`` contracts the batch axis, dimension 0 of *both* operands.
-XLA:CPU hands that dot to Eigen with a column-major-ish output layout, and it is slow for
-the book's shapes: for ``h.T @ dlogits`` with ``h`` (3000, 512) and ``dlogits`` (3000, 3),
-~9 ms where the same FLOPs as a row-major GEMM take ~0.4 ms. Plain ``jax.grad`` emits the
-very same dot, so every JAX program with a thin dense layer pays it. purenn's dense op has
-a hand-written backward, so it can choose the layout: on CPU it transposes the *smaller*
-operand first (``dvalues`` (N, n_out) or ``x`` (N, n_in)) and keeps XLA from folding the
-transpose back into the dot with ``lax.optimization_barrier``; when ``n_out < n_in`` the
-(n_out, n_in) result is transposed afterwards, behind a second barrier, so the GEMM writes
-row-major. Same math, same values up to summation order. On other platforms (GPU, TPU)
-``lax.platform_dependent`` keeps the book's ``x.T @ dvalues``."""
+XLA:CPU runs that dot far slower than the same FLOPs as a row-major GEMM for the book's
+shapes (for ``h.T @ dlogits`` with ``h`` (3000, 512) and ``dlogits`` (3000, 3), ~9 ms where
+the GEMM takes ~0.4 ms). Plain ``jax.grad`` emits the very same dot, so every JAX program
+with a thin dense layer pays it. purenn's dense op has a hand-written backward, so it can
+choose the layout: on CPU it transposes the *smaller* operand first (``dvalues`` (N, n_out)
+or ``x`` (N, n_in)) and keeps XLA from folding the transpose back into the dot with
+``lax.optimization_barrier``; when ``n_out < n_in`` the (n_out, n_in) result is transposed
+afterwards, behind a second barrier, so the GEMM writes row-major. Same math, same values up
+to summation order. On other platforms (GPU, TPU) ``lax.platform_dependent`` keeps the
+book's ``x.T @ dvalues``."""
 
 
 def shipped_dweights_source() -> str:
@@ -42,155 +46,206 @@ def shipped_dweights_source() -> str:
 
 
 @contextlib.contextmanager
-def book_dweights():
-    """Trace purenn's dense op with the book's plain ``dweights = x.T @ dvalues`` inside
-    the block: the library *before* the change above, for the ablation that measures it.
+def dense_backward(kind: str):
+    """Trace purenn's dense op with another ``dweights`` rule inside the block:
+
+    - ``"book"``: the book's plain ``x.T @ dvalues`` (purenn before its row-major rule);
+    - ``"cpu-only"``: the shipped CPU rule, without ``lax.platform_dependent`` (so only
+      one branch is lowered);
+    - ``"no-barriers"``: the shipped transposes without the optimization barriers.
+
     Outside the block the library is as shipped."""
     module = _dense_module
     fwd, shipped = module._dense_fwd, module._dense_bwd
 
-    def book_bwd(residuals, dvalues):
-        x, weights = residuals
-        return (dvalues @ weights.T, x.T @ dvalues, jnp.sum(dvalues, axis=0, keepdims=True))
+    def dweights(x, dvalues):
+        if kind == "book":
+            return x.T @ dvalues
+        if kind == "cpu-only":
+            return module._dweights_row_major(x, dvalues)
+        if kind == "no-barriers":
+            if dvalues.shape[1] < x.shape[1]:
+                return (dvalues.T @ x).T
+            return x.T @ dvalues
+        raise ValueError(f"unknown dense backward {kind!r}")
 
-    module._dense.defvjp(fwd, book_bwd)
+    def backward(residuals, dvalues):
+        x, weights = residuals
+        return (dvalues @ weights.T, dweights(x, dvalues),
+                jnp.sum(dvalues, axis=0, keepdims=True))
+
+    module._dense.defvjp(fwd, backward)
     try:
         yield
     finally:
         module._dense.defvjp(fwd, shipped)
 
 
-# --- P2 (not applied): one compiled program per fit, whatever the chunk lengths -------
-
-P2_DOC = """\
-``fit`` compiles one ``lax.scan`` program per distinct chunk length: a 1-epoch chunk for
-epoch 0 (so its log line comes at once), the ``log_every``-epoch chunk, and one more for a
-last chunk of another length (e.g. ``epochs=1000``: lengths 1, 100 and 99). Each is a full
-XLA compile of the same step. P2 compiles one program per ``log_every``: a
-``lax.fori_loop`` over a *traced* epoch count (at most ``log_every``) that writes each
-epoch's metrics into preallocated ``(log_every,)`` buffers; the host keeps the first
-``count`` entries. Same epochs, same keys, same ops per epoch."""
+def book_dweights():
+    """The book's plain ``dweights = x.T @ dvalues`` inside the block."""
+    return dense_backward("book")
 
 
-@functools.cache
-def _one_program_runner(max_length):
-    """A stand-in for ``train._chunk_runner`` that serves every chunk length up to
-    ``max_length`` from one compiled program (see ``P2_DOC``)."""
-    import functools
-
-    import jax
-    import numpy as np
-
-    from purenn import train
-
-    example = []  # the arguments of the latest call, to read the original's outputs
-    original = getattr(train._chunk_runner, "__wrapped__", None)
-    if original is None:
-        raise RuntimeError("one_program() must not be nested")
-
-    @functools.lru_cache(maxsize=64)
-    def program(model, loss, optimizer, accuracy, placement, n_samples, batch_size, length):
-        epoch = train._epoch_function(
-            train._step_function(model, loss, optimizer, accuracy, placement),
-            n_samples, batch_size)
-
-        def run(params, opt_state, X, y, key, start, count):
-            shapes = jax.eval_shape(lambda p, s: epoch(p, s, X, y, key, start)[2],
-                                    params, opt_state)
-            buffers = jax.tree.map(lambda s: jnp.zeros((length, *s.shape), s.dtype), shapes)
-
-            def body(i, carry):
-                params, opt_state, buffers = carry
-                params, opt_state, metrics = epoch(params, opt_state, X, y, key, start + i)
-                buffers = jax.tree.map(
-                    lambda b, m: lax.dynamic_update_index_in_dim(b, m, i, 0), buffers, metrics)
-                return params, opt_state, buffers
-
-            params, opt_state, buffers = lax.fori_loop(0, count, body,
-                                                       (params, opt_state, buffers))
-            if with_finite:  # train._chunk_runner's 4th output since b8097ea
-                finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(leaf))
-                                            for leaf in jax.tree.leaves(params)]))
-                return params, opt_state, buffers, finite
-            return params, opt_state, buffers
-
-        with_finite = len(jax.eval_shape(
-            original(model, loss, optimizer, accuracy, placement, n_samples, batch_size, 1),
-            *example)) == 4
-        return jax.jit(run)
-
-    def chunk_runner(model, loss, optimizer, accuracy, placement, n_samples, batch_size,
-                     length):
-        def run(params, opt_state, X, y, key, start):
-            example[:] = [params, opt_state, X, y, key, start]
-            compiled = program(model, loss, optimizer, accuracy, placement, n_samples,
-                               batch_size, max(max_length, length))
-            params, opt_state, buffers, *rest = compiled(params, opt_state, X, y, key, start,
-                                                         length)
-            metrics = {k: np.asarray(v)[:length] for k, v in buffers.items()}
-            return (params, opt_state, metrics, *rest)
-
-        return run
-
-    return chunk_runner
+# --- stand-ins for fit's training program ------------------------------------------------
 
 
-@contextlib.contextmanager
-def one_program(max_length):
-    """Run ``fit`` with P2 inside the block (``max_length`` = the fit's ``log_every``)."""
-    from purenn import train
-
-    if hasattr(train, "_chunk_program"):  # P2 is in the library already
-        yield
-        return
-    original = train._chunk_runner
-    train._chunk_runner = _one_program_runner(max_length)
-    try:
-        yield
-    finally:
-        train._chunk_runner = original
+def _stack_metrics(metrics: dict, names: list, dtype) -> jax.Array:
+    return jnp.stack([metrics[name].astype(dtype) for name in names])
 
 
-# --- P3 (not applied): JAX's persistent compilation cache in the CLI -----------------
-
-P3_DOC = """\
-A fresh ``purenn book regularization`` spends most of its time to the first log line
-compiling: dozens of small eager programs (the data, ``model.init``, ``optimizer.init``)
-and the first chunk. JAX can keep compiled programs on disk across processes
-(``jax_compilation_cache_dir``); the CLI could turn it on for its own runs (a user cache
-directory, overridable, off with an environment variable), so every run after the first
-starts in about a second. Same compiled programs, same bits. Measured here by setting
-``JAX_COMPILATION_CACHE_DIR`` (and a zero minimum compile time / entry size) for the
-subprocess: no change to purenn needed for the measurement."""
+def _single_finite_check(tree) -> jax.Array:
+    """Whether every inexact leaf of ``tree`` is finite, as one reduction per dtype over
+    the leaves laid end to end (instead of one reduction per leaf)."""
+    groups = {}
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            groups.setdefault(jnp.result_type(leaf), []).append(jnp.ravel(leaf))
+    checks = [jnp.all(jnp.isfinite(jnp.concatenate(leaves))) for leaves in groups.values()]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
-# --- the library's chunk program, before and after P2 ----------------------------------
+class LoopOptions(NamedTuple):
+    """One stand-in of ``train._run_program``; the defaults are the shipped program.
+
+    finite: what each epoch checks: ``"state"`` (the loss and every leaf of the new params
+      and optimizer state, one reduction per leaf: shipped), ``"state-single"`` (the same,
+      as one reduction), ``"loss"`` (the loss only), ``"none"``.
+    select: how a failed epoch is undone: ``"where"`` (``jnp.where`` on every leaf:
+      shipped), ``"cond"`` (one ``lax.cond``), ``"none"`` (not undone; the loop stops).
+    previous: carry the state entering the previous epoch (shipped: True).
+    buffer: ``"per-metric"`` (one (CHUNK,) buffer per metric: shipped), ``"stacked"``
+      (one (CHUNK, metrics) buffer per dtype), ``"last"`` (only the last epoch's metrics).
+    loop: ``"while"`` (shipped), ``"fori"`` (a ``fori_loop`` over the traced count, no
+      early stop), ``"scan"`` (a ``lax.scan`` of CHUNK epochs, count ignored).
+    chunk_check: check the final state once, after the loop (for ``finite="loss"``).
+    """
+
+    finite: str = "state"
+    select: str = "where"
+    previous: bool = True
+    buffer: str = "per-metric"
+    loop: str = "while"
+    chunk_check: bool = False
 
 
-def fit_program(model, loss, optimizer, accuracy, n_samples, length, *, cached=True):
-    """``(jitted, extra)``: the jitted program ``fit`` runs for chunks of ``length``
-    epochs, called as ``jitted(params, opt_state, X, y, key, start, *extra)`` and returning
-    ``(params, opt_state, metrics, ...)`` with ``length`` rows of metrics. Works with
-    purenn as it is (``train._chunk_runner``, a ``lax.scan``) and with P2 applied
-    (``train._chunk_program``, whose traced ``length`` is the extra argument)."""
-    from purenn import train
+def loop_function(components, batch_size, options: LoopOptions):
+    """``train.epochs_function`` with the changes ``options`` names. Returns ``run(state,
+    X, y, key, start, count) -> (state, metrics, done, failed)``."""
+    o = options
+    epoch = train._epoch_function(train._step_function(components), batch_size)
+    chunk = train.CHUNK
+    names = [n for n in train.METRICS if n != "learning_rate" and
+             (n != "accuracy" or components.accuracy is not None)]
 
-    program = getattr(train, "_chunk_program", None)
-    if program is not None:  # P2 is in the library
-        factory = program if cached else program.__wrapped__
-        return factory(model, loss, optimizer, accuracy, None, n_samples, None, length), (
-            length,)
-    runner = train._chunk_runner
-    factory = runner if cached else getattr(runner, "__wrapped__", runner)
-    return factory(model, loss, optimizer, accuracy, None, n_samples, None, length), ()
+    def run(state, X, y, key, start, count):
+        dtype = jnp.result_type(X, *[leaf for leaf in jax.tree.leaves(state.params)
+                                     if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)])
+        learning_rate = train._first_learning_rate(state.opt_state)
+        rate_dtype = jnp.result_type(learning_rate) if learning_rate is not None else dtype
+        if o.buffer == "per-metric":
+            buffer = {name: jnp.zeros(chunk, dtype) for name in names}
+            if learning_rate is not None:
+                buffer["learning_rate"] = jnp.zeros(chunk, rate_dtype)
+        elif o.buffer == "stacked":  # one (CHUNK, metrics) buffer, the rate apart (dtype)
+            buffer = {"stacked": jnp.zeros((chunk, len(names)), dtype)}
+            if learning_rate is not None:
+                buffer["learning_rate"] = jnp.zeros(chunk, rate_dtype)
+        else:
+            buffer = {"stacked": jnp.zeros(len(names), dtype)}
+
+        def write(buffer, done, metrics):
+            if o.buffer == "per-metric":
+                return {name: buffer[name].at[done].set(metrics[name].astype(buffer[name].dtype))
+                        for name in buffer}
+            row = jnp.stack([metrics[name].astype(dtype) for name in names])
+            if o.buffer == "last":
+                return {"stacked": row}
+            out = {"stacked": lax.dynamic_update_index_in_dim(buffer["stacked"], row, done, 0)}
+            if "learning_rate" in buffer:
+                out["learning_rate"] = buffer["learning_rate"].at[done].set(
+                    metrics["learning_rate"].astype(rate_dtype))
+            return out
+
+        def body(carry):
+            current, buffer, done, _ = carry
+            params, opt_state, metrics = epoch(current[0], current[1], X, y, key,
+                                               start + done)
+            buffer = write(buffer, done, metrics)
+            if o.finite == "state":
+                ok = jnp.isfinite(metrics["loss"]) & train._all_finite((params, opt_state))
+            elif o.finite == "state-single":
+                ok = jnp.isfinite(metrics["loss"]) & _single_finite_check((params, opt_state))
+            elif o.finite == "loss":
+                ok = jnp.isfinite(metrics["loss"])
+            else:
+                ok = jnp.asarray(True)
+            new = (params, opt_state, current[0], current[1]) if o.previous else (
+                params, opt_state)
+            if o.select == "where" and o.finite != "none":
+                new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, current)
+            elif o.select == "cond" and o.finite != "none":
+                new = lax.cond(ok, lambda: new, lambda: current)
+            if o.select == "none":
+                return new, buffer, done + 1, ~ok
+            return new, buffer, done + ok.astype(done.dtype), ~ok
+
+        current = tuple(state) if o.previous else (state.params, state.opt_state)
+        carry = (current, buffer, jnp.zeros((), jnp.int32), jnp.asarray(False))
+        if o.loop == "while":
+            carry = lax.while_loop(lambda c: (c[2] < count) & ~c[3], body, carry)
+        elif o.loop == "fori":
+            carry = lax.fori_loop(0, count, lambda i, c: body(c), carry)
+        else:
+            carry, _ = lax.scan(lambda c, _: (body(c), None), carry, None, length=chunk)
+        current, buffer, done, failed = carry
+        if o.chunk_check:
+            failed = failed | ~_single_finite_check(current[:2])
+        if not o.previous:
+            current = (*current, None, None)
+        return train.RunState(*current), buffer, done, failed
+
+    return run
 
 
-def clear_fit_caches():
-    """Forget every compiled chunk program of ``fit`` (and of P2's stand-in)."""
-    from purenn import train
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _loop_program(options, static, batch_size, dynamic, state, X, y, key, start, count):
+    return loop_function(train._combine(dynamic, static), batch_size, options)(
+        state, X, y, key, start, count)
 
-    for name in ("_chunk_runner", "_chunk_program"):
-        cache_clear = getattr(getattr(train, name, None), "cache_clear", None)
-        if cache_clear is not None:
-            cache_clear()
-    _one_program_runner.cache_clear()
+
+def loop_program(options: LoopOptions):
+    """``program(static, batch_size, dynamic, state, X, y, key, start, count)``, called
+    and lowered as ``train._run_program`` is."""
+    return Program(options)
+
+
+class Program:
+    def __init__(self, options):
+        self.options = options
+
+    def __call__(self, static, batch_size, dynamic, *args):
+        return _loop_program(self.options, static, batch_size, dynamic, *args)
+
+    def lower(self, static, batch_size, dynamic, *args):
+        return _loop_program.lower(self.options, static, batch_size, dynamic, *args)
+
+
+# --- P4 (proposed, not applied): a training loop with fewer kernels -----------------------
+
+P4 = LoopOptions(finite="loss", select="none", previous=False, buffer="stacked",
+                 chunk_check=True)
+
+P4_DOC = """\
+Each epoch of the shipped loop checks the loss *and* every leaf of the new parameters and
+optimizer state (one reduction per leaf), undoes a failed epoch with a ``jnp.where`` on
+every leaf of the carried state, carries the state entering the previous epoch too, and
+writes each metric into its own buffer. On XLA:CPU every one of those is a kernel of its
+own, and each kernel is an LLVM module compiled separately (~15-30 ms each), so they
+more than double the kernels of the book model's step. P4 keeps the same results and the
+same ``DivergenceError``: the loop checks only the loss each epoch (a scalar it has
+anyway) and stops after a non-finite one; it carries only the params and optimizer state,
+writes all metrics as one row of one buffer, and checks the final state once, after the
+loop, as one reduction. When that check or a loss fails, ``fit`` runs the chunk again
+with the shipped, checked loop (compiled only then), which finds the exact epoch and the
+last finite state as today: the key schedule makes the replay bit-identical."""
+

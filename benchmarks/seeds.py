@@ -1,10 +1,10 @@
 """Many seeds at once: S independent runs of the book model, several ways.
 
 - ``S × pn.fit``: what a user writes first, one run after another.
-- ``S × scan``: fit's compiled program for the whole run (``train._chunk_runner`` with the
-  run's length), called once per seed: no host work between epochs at all.
-- ``vmap(scan)``: ``jax.vmap`` over seeds of that whole-run program: one XLA program whose
-  matmuls are batched over seeds.
+- ``S × training program``: fit's compiled loop (``train._run_program``), called directly
+  once per ``CHUNK`` epochs of each seed: no host work between chunks beyond the call.
+- ``vmap``: the same loop vmapped over seeds (``train._runs_program``, what
+  ``fit_seeds`` runs): one XLA program whose matmuls are batched over seeds.
 - ``block-stacked``: the S models laid side by side in one model: one (2, S·H) first layer
   (purenn's dense op and ReLU, with their hand-written VJPs), a batched second layer
   ``einsum('nsh,shc->snc')``, the book's loss per seed (``vmap`` of purenn's loss op),
@@ -37,7 +37,6 @@ import numpy as np
 from jax import lax
 
 import purenn as pn
-from benchmarks import proposals
 from benchmarks.contenders import DECAY, L2, LEARNING_RATE, book_model
 from purenn import train
 
@@ -111,46 +110,66 @@ class Methods:
                 losses.append(history["loss"][min(COMPARE_EPOCH, self.epochs - 1)])
         return np.asarray(losses)
 
-    # -- S × scan and vmap(scan)
-    def _runner(self):
-        """fit's jitted program for the whole run, as ``run(params, opt_state, X, y, key,
-        start)`` (with P2 in the library, its traced length is bound here)."""
-        program, extra = proposals.fit_program(self.model, self.loss, self.opt, self.accuracy,
-                                               self.samples, self.epochs)
-        if not extra:
-            return program
-        return jax.jit(lambda params, opt_state, X, y, key, start: program(
-            params, opt_state, X, y, key, start, *extra))
+    # -- S × training program and vmap
+    def _chunks(self):
+        return [(start, min(train.CHUNK, self.epochs - start))
+                for start in range(0, self.epochs, train.CHUNK)]
 
     def scan_prepare(self):
         with self.context():
-            self.run = self._runner()
-            self.states = [self.opt.init(p) for p in self.params]
+            components = train._Components(self.model, self.loss, self.opt, self.accuracy,
+                                           None)
+            self.dynamic, static = train._partition(components)
+            self.states = []
+            for params in self.params:
+                opt_state = self.opt.init(params)
+                self.states.append(train.RunState(params, opt_state, params, opt_state))
             start = time.perf_counter()
-            self.scan_compiled = self.run.lower(self.params[0], self.states[0], self.X, self.y,
-                                                self.key, 0).compile()
+            self.scan_compiled = train._run_program.lower(
+                static, None, self.dynamic, self.states[0], self.X, self.y, self.key,
+                np.int32(0), np.int32(train.CHUNK)).compile()
+            self.runs_compiled = None
             return time.perf_counter() - start
 
     def scan_go(self):
         losses = []
-        for params, state in zip(self.params, self.states):
-            metrics = self.scan_compiled(params, state, self.X, self.y, self.key, 0)[2]
-            losses.append(np.asarray(metrics["loss"][self._compare]))
+        for state in self.states:
+            for first, length in self._chunks():
+                result = self.scan_compiled(self.dynamic, state, self.X, self.y, self.key,
+                                            np.int32(first), np.int32(length))
+                state = result.state
+                if first == 0:
+                    losses.append(np.asarray(result.metrics["loss"][self._compare]))
+            jax.block_until_ready(state)
         return np.asarray(losses)
 
     def vmap_prepare(self):
         with self.context():
-            run = self._runner()
-            batched = jax.jit(jax.vmap(run, in_axes=(0, 0, None, None, None, None)))
-            self.stacked = (_stack(self.params), _stack([self.opt.init(p) for p in self.params]))
+            components = train._Components(self.model, self.loss, self.opt, self.accuracy,
+                                           None)
+            self.dynamic, static = train._partition(components)
+            params = _stack(self.params)
+            opt_state = jax.vmap(self.opt.init)(params)
+            S = self.seeds
+            self.stacked = (train.RunState(params, opt_state, params, opt_state),
+                            jnp.stack([self.X] * S), jnp.stack([self.y] * S),
+                            jnp.stack([self.key] * S))
             start = time.perf_counter()
-            self.vmap_compiled = batched.lower(*self.stacked, self.X, self.y, self.key,
-                                               0).compile()
+            self.vmap_compiled = train._runs_program.lower(
+                static, None, False, self.dynamic, *self.stacked, np.int32(0),
+                np.int32(train.CHUNK)).compile()
             return time.perf_counter() - start
 
     def vmap_go(self):
-        metrics = self.vmap_compiled(*self.stacked, self.X, self.y, self.key, 0)[2]
-        return np.asarray(metrics["loss"][:, self._compare])
+        state, X, y, keys = self.stacked
+        for first, length in self._chunks():
+            result = self.vmap_compiled(self.dynamic, state, X, y, keys, np.int32(first),
+                                        np.int32(length))
+            state = result.state
+            if first == 0:
+                losses = np.asarray(result.metrics["loss"][:, self._compare])
+        jax.block_until_ready(state)
+        return losses
 
     # -- block-stacked
     def block_prepare(self):
@@ -286,7 +305,7 @@ class FitSeeds:
         m = self.m
         with m.context():
             _, _, history = self.fit_seeds(m.model, m.loss, m.opt, *self.args, keys=self.keys,
-                                           epochs=m.epochs, chunk=m.epochs, progress=False)
+                                           epochs=m.epochs, progress=False)
         return np.asarray(history["loss"][:, m._compare])
 
 
@@ -298,8 +317,8 @@ def measure_seeds(*, samples, hidden, seeds, epochs, reps, context=contextlib.nu
     m = Methods(samples, hidden, seeds, epochs, context)
     methods = [
         (f"{seeds} × pn.fit (sequential)", m.fit_prepare, m.fit_go),
-        (f"{seeds} × whole-run scan (sequential)", m.scan_prepare, m.scan_go),
-        ("vmap over seeds of the whole-run scan", m.vmap_prepare, m.vmap_go),
+        (f"{seeds} × fit's training program (sequential)", m.scan_prepare, m.scan_go),
+        ("vmap over seeds of fit's training program", m.vmap_prepare, m.vmap_go),
         ("block-stacked: one (2, S·H) layer + batched second layer", m.block_prepare,
          m.block_go),
     ]
