@@ -93,7 +93,7 @@ def test_quick_run_prints_a_row_for_every_contender_and_size(quick_run):
                  "NumPy book code (float32)"):
         assert any(line.strip().startswith(f"job {name}") for line in lines), name
     assert "| purenn, empty compilation cache |" in text
-    for phase in ("| import jax |", "| data |", "| init |", "| fit |", "| evaluate |",
+    for phase in ("| import jax |", "| data |", "| init |", "| fit |",
                   "| fit: the training program (trace, lower, compile) |"):
         assert phase in text, phase
 
