@@ -70,15 +70,10 @@ truncated file is reported as truncated and reading is bounded by the file's siz
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import hashlib
 import json
 import os
 import pickletools
-import re
-import secrets
-import socket
 import stat
 from typing import Any, NamedTuple
 
@@ -88,6 +83,8 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
+
+from purenn import files
 
 __all__ = ["load", "save"]
 
@@ -288,22 +285,7 @@ def save(path: str | os.PathLike, tree) -> None:
     # covers exactly the bytes that os.replace publishes (save_file may use its own file).
     header, body = _serialize(tensors, metadata)
 
-    folder, base = os.path.split(target)
-    stem = _temp_stem(folder, base)
-    _remove_stale_temps(folder, stem)
-    fd, temp = _create_temp(folder, stem, mode)
-    try:
-        with open(fd, "wb", closefd=True) as file:
-            file.write(header)
-            file.write(body)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_folder(folder)
+    files.atomic_write(target, (header, body), mode=mode, what="checkpoint.save")
 
 
 def _save_target(path: str) -> tuple[str, int | None]:
@@ -348,102 +330,6 @@ def _serialize(tensors: dict[str, np.ndarray],
                         separators=(",", ":"), ensure_ascii=False).encode()
     header += b" " * (-len(header) % 8)  # padded, as safetensors does: the data stays aligned
     return len(header).to_bytes(8, "little") + header, memoryview(data)[8 + length:]
-
-
-# The end of a temporary name, after its stem: the writer's pid, a hash of its host name and
-# random hex. Stems leave room for the longest pid, so that they do not depend on it.
-_TEMP_END = re.compile(r"\.(\d+)\.([0-9a-f]{8})\.[0-9a-f]{8}\.tmp")
-_TEMP_END_BYTES = len(".4294967295.01234567.01234567.tmp")
-
-
-def _temp_stem(folder: str, base: str) -> str:
-    """The start of the names of ``base``'s temporary files: ``.base``, shortened to fit
-    the file system's limit on names (NAME_MAX, usually 255 bytes) with 8 hex digits of a
-    hash of ``base``, so that long names sharing a beginning still get distinct stems."""
-    try:
-        name_max = os.pathconf(folder, "PC_NAME_MAX")
-    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
-        name_max = 255
-    room = (name_max if name_max and name_max > 0 else 255) - len(".") - _TEMP_END_BYTES
-    if len(os.fsencode(base)) <= room:
-        return "." + base
-    digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:8]
-    short = base
-    while short and len(os.fsencode(short)) > room - len("~01234567"):
-        short = short[:-1]  # by characters, so that a UTF-8 sequence is never cut
-    return f".{short}~{digest}"
-
-
-def _host_tag() -> str:
-    """8 hex digits naming this machine, so that a save never judges a temporary file
-    written by another machine (sharing the folder) by the process ids of its own."""
-    return hashlib.sha256(socket.gethostname().encode(errors="replace")).hexdigest()[:8]
-
-
-def _create_temp(folder: str, stem: str, mode: int | None) -> tuple[int, str]:
-    """Create a new, empty temporary file in ``folder``: like ``tempfile.mkstemp``, but
-    with the permission bits ``mode`` (those of the file it will replace) or, for None,
-    those an ordinary new file gets (0o666 less the umask), not 0o600."""
-    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-             | getattr(os, "O_CLOEXEC", 0))
-    for _ in range(100):
-        temp = os.path.join(folder, f"{stem}.{os.getpid()}.{_host_tag()}."
-                                    f"{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(temp, flags, 0o666 if mode is None else mode)
-        except FileExistsError:
-            continue
-        if mode is not None:  # os.open applied the umask; the replaced file's bits win
-            with contextlib.suppress(OSError):  # file systems without modes (FAT, SMB)
-                if hasattr(os, "fchmod"):
-                    os.fchmod(fd, mode)
-                else:
-                    os.chmod(temp, mode)
-        return fd, temp
-    raise FileExistsError(errno.EEXIST, "checkpoint.save: no free temporary file name", folder)
-
-
-def _remove_stale_temps(folder: str, stem: str) -> None:
-    """Delete the temporary files that killed saves to the same file left in ``folder``:
-    those of this machine whose process no longer exists. Anything else is left alone."""
-    host = _host_tag()
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        match = _TEMP_END.fullmatch(name, len(stem)) if name.startswith(stem) else None
-        if match and match[2] == host and not _process_exists(int(match[1])):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine; True when unsure."""
-    if os.name == "nt":  # there os.kill(pid, 0) would terminate the process
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # EPERM: it exists, and belongs to another user
-        return True
-    return True
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable. Platforms and filesystems that cannot open or sync a
-    folder (Windows, some network filesystems) are skipped: the rename is still atomic."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- load ------------------------------------------------------------------------------

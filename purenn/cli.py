@@ -464,7 +464,7 @@ def _check_memory(parser, config: Config, args, hint: str):
     limit = _memory_limit()
     if limit is None:
         return
-    vmap = args.seeds > 1 and experiments.default_seeds_mode() == "vmap"
+    vmap = args.seeds > 1 and experiments.default_mode() == "vmap"
     need = experiments.estimate_memory(config, args.seeds, vmap=vmap)
     if need.total > limit[0]:
         parser.error(
@@ -591,7 +591,7 @@ def _run(config: Config, args, parser, *, title: str, command: Sequence[str],
             stacked = None
         else:
             stacked = experiments.run_seeds(config, seeds, progress=progress,
-                                            mode=experiments.default_seeds_mode())
+                                            mode=experiments.default_mode())
             last = config.epochs - 1
             for i, seed in enumerate(seeds):
                 single = stacked.unstack(i)

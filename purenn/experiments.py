@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import math
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -32,6 +31,8 @@ import numpy as np
 
 import purenn as pn
 from purenn import train as _train
+from purenn.progress import progress_bar
+from purenn.pytrees import stack, unstack
 
 __all__ = [
     "BOOK",
@@ -41,7 +42,7 @@ __all__ = [
     "Run",
     "SeedsDivergedError",
     "Seeds",
-    "default_seeds_mode",
+    "default_mode",
     "estimate_memory",
     "fit_seeds",
     "run",
@@ -373,20 +374,6 @@ def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
     return state.params, state.opt_state, history
 
 
-def progress_bar(progress: bool | None, total: int):
-    """A tqdm bar over ``total`` epochs, or None; ``progress=None``: as ``pn.fit`` does,
-    on for runs of >= 1000 epochs when stderr is a terminal."""
-    if progress is None:
-        progress = total >= 1000 and sys.stderr.isatty()
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # a stripped install runs without a bar
-        return None
-    return tqdm(total=total, unit="epoch", leave=False, dynamic_ncols=True)
-
-
 class Seeds(NamedTuple):
     """Several trained seeds, stacked on a leading axis."""
 
@@ -401,22 +388,15 @@ class Seeds(NamedTuple):
 
     def unstack(self, i: int) -> Run:
         """Seed ``self.seeds[i]`` as a single ``Run``."""
-        def take(tree):
-            return jax.tree.map(lambda a: a[i], tree)
-
         history = {name: (values if name == "epoch" else values[i])
                    for name, values in self.history.items()}
         validation = (None if self.validation is None else
                       {name: float(v[i]) for name, v in self.validation.items()})
-        return Run(self.seeds[i], self.model, take(self.params), take(self.opt_state),
+        return Run(self.seeds[i], self.model, unstack(self.params, i), unstack(self.opt_state, i),
                    self.X[i], self.y[i], history, validation)
 
 
-def _stack(trees):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def default_seeds_mode() -> str:
+def default_mode() -> str:
     """How ``--seeds`` runs: ``"sequential"`` on a CPU, where it measured as fast or faster
     than vmap (see ``run_seeds``), ``"vmap"`` on an accelerator, where one small run alone
     leaves most of the device idle."""
@@ -439,11 +419,11 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
     seeds = list(seeds)
     model, loss, optimizer = components(config)
     inputs = [_inputs(config, seed, model) for seed in seeds]
-    X, y = _stack([i[0] for i in inputs]), _stack([i[1] for i in inputs])
+    X, y = stack([i[0] for i in inputs]), stack([i[1] for i in inputs])
     validation_sets = [i[2] for i in inputs]
     if mode == "vmap":
         params, opt_state, history = fit_seeds(
-            model, loss, optimizer, _stack([i[3] for i in inputs]), X, y,
+            model, loss, optimizer, stack([i[3] for i in inputs]), X, y,
             keys=jnp.stack([i[4] for i in inputs]), epochs=config.epochs,
             batch_size=config.batch_size, progress=progress)
     elif mode == "sequential":
@@ -458,8 +438,8 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
                     f"training diverged: the loss of seed {seeds[len(results)]} stopped "
                     f"being finite (first at epoch {err.epoch}); lower the learning "
                     f"rate") from None
-        params = _stack([r[0] for r in results])
-        opt_state = _stack([r[1] for r in results])
+        params = stack([r[0] for r in results])
+        opt_state = stack([r[1] for r in results])
         history = {"epoch": results[0][2]["epoch"]}
         history.update({name: np.stack([r[2][name] for r in results])
                         for name in results[0][2] if name != "epoch"})
@@ -468,8 +448,8 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
     validation = None
     if config.validation_samples and mode == "vmap":
         metrics = _seeds_evaluate(model, loss, _train.default_accuracy(loss))(
-            params, _stack([v[0] for v in validation_sets]),
-            _stack([v[1] for v in validation_sets]))
+            params, stack([v[0] for v in validation_sets]),
+            stack([v[1] for v in validation_sets]))
         validation = {name: np.asarray(values) for name, values in metrics.items()}
     elif config.validation_samples:  # exactly what a single run of each seed prints
         metrics = [pn.evaluate(model, loss, r[0], *v) for r, v in zip(results,

@@ -67,6 +67,8 @@ import purenn as pn
 from purenn import experiments
 from purenn import train as _train
 from purenn.experiments import OPTIMIZERS, Config
+from purenn.progress import progress_bar
+from purenn.pytrees import stack, unstack
 
 __all__ = [
     "METRICS",
@@ -75,7 +77,6 @@ __all__ = [
     "Result",
     "apply_values",
     "cells",
-    "default_mode",
     "plot",
     "run_grid",
     "summarize",
@@ -251,12 +252,6 @@ _NAN_METRICS = dict.fromkeys(METRICS, math.nan)
 # --- running ------------------------------------------------------------------------------
 
 
-def default_mode() -> str:
-    """``"sequential"`` on a CPU, ``"vmap"`` on an accelerator (see the module's
-    docstring)."""
-    return "sequential" if jax.default_backend() == "cpu" else "vmap"
-
-
 class _Data:
     """Each seed's data, made once per data shape and shared by every cell."""
 
@@ -325,7 +320,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
         raise ValueError("seeds is empty; give at least one seed, e.g. seeds=[0]")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeats a seed: {seeds}")
-    mode = default_mode() if mode is None else mode
+    mode = experiments.default_mode() if mode is None else mode
     if mode not in ("sequential", "vmap"):
         raise ValueError(f"mode must be 'sequential' or 'vmap' (or None); got {mode!r}")
     padding = _padding(grid, mode)
@@ -336,7 +331,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
         runs.extend((values, seed, run_config) for seed in seeds
                     if skip is None or not skip(values, seed))
 
-    bar = _runs_bar(progress, len(runs))
+    bar = progress_bar(progress, len(runs), unit="run", minimum=1)
     results: list[Result] = []
 
     def done(result):
@@ -367,18 +362,6 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def _runs_bar(progress: bool | None, total: int):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress or total == 0:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # a stripped install runs without a bar
-        return None
-    return tqdm(total=total, unit="run", leave=False, dynamic_ncols=True)
-
-
 def _train_one(config: Config, values: dict, seed: int, padding, data: _Data) -> Result:
     """One run, exactly as ``experiments.run`` (``purenn train``) trains it."""
     model, loss, optimizer = _run_components(config, padding)
@@ -400,10 +383,6 @@ def _train_one(config: Config, values: dict, seed: int, padding, data: _Data) ->
 
 def _shape_of(model, seed):
     return jax.eval_shape(model.init, experiments.seed_keys(seed)[2])
-
-
-def _stack(trees):
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def _structure(config: Config, padding):
@@ -472,8 +451,8 @@ def _train_group(members, padding, data: _Data) -> list[Result]:
     config = members[0][2]
     try:
         trained, _, history = experiments.fit_seeds(
-            _stack(models), loss, _stack(optimizers), _stack(params),
-            _stack([i[0] for i in inputs]), _stack([i[1] for i in inputs]), keys=keys,
+            stack(models), loss, stack(optimizers), stack(params),
+            stack([i[0] for i in inputs]), stack([i[1] for i in inputs]), keys=keys,
             epochs=config.epochs, batch_size=config.batch_size, progress=False,
             stacked=True)
     except experiments.SeedsDivergedError:
@@ -481,7 +460,7 @@ def _train_group(members, padding, data: _Data) -> list[Result]:
                 for values, seed, config in members]
     results = []
     for i, ((values, seed, config), model) in enumerate(zip(members, models)):
-        own = jax.tree.map(lambda a, i=i: a[i], trained)
+        own = unstack(trained, i)
         run_history = {name: (v if name == "epoch" else v[i]) for name, v in history.items()}
         validation = inputs[i][2]
         metrics = None if validation is None else pn.evaluate(model, loss, own, *validation)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,6 +38,7 @@ from purenn import layers, losses, ops, optimizers
 from purenn._checks import check_key, check_matrix
 from purenn._validate import CATEGORICAL_LOSSES, check_batch_size, check_dataset, check_epochs
 from purenn.layers import Layer
+from purenn.progress import progress_bar
 
 METRICS = ("loss", "data_loss", "reg_loss", "accuracy", "learning_rate")
 VALIDATION = ("val_loss", "val_accuracy")
@@ -504,18 +504,6 @@ def format_validation_line(metrics: dict) -> str:
     return f"validation, {accuracy}loss: {metrics['loss']:.3f}"
 
 
-def _progress_bar(progress, total: int, initial: int):
-    if progress is None:
-        progress = total >= 1000 and sys.stderr.isatty()
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a dependency; a stripped install just runs without a bar
-        return None
-    return tqdm(total=total, initial=initial, unit="epoch", leave=False, dynamic_ncols=True)
-
-
 class _History:
     """Per-epoch metrics and validation points of a run, as NumPy arrays."""
 
@@ -733,7 +721,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
                              f"resume=False")
     if jax.process_index() != 0:
         log_fn = None
-    bar = _progress_bar(progress, end - first, start - first)
+    bar = progress_bar(progress, end - first, initial=start - first)
     write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
     # ``current`` is (state, next epoch), replaced in one assignment, so an interrupt
     # always sees a state and the epoch it enters together.
