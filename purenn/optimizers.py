@@ -93,6 +93,7 @@ __all__ = [
     "exponential_decay",
     "inverse_time_decay",
     "is_optimizer",
+    "learning_rates",
     "rmsprop",
     "sgd",
 ]
@@ -322,7 +323,7 @@ def apply_updates(params, updates):
         lambda p, u: jnp.asarray(p + u).astype(jnp.result_type(p)), params, updates)
 
 
-def _learning_rates(state) -> list:
+def learning_rates(state) -> list:
     """The learning rates a state holds, outermost first: the ``learning_rate`` fields of
     NamedTuple states (purenn's hold the rate of their latest update, decay included);
     only if there are none, the ``hyperparams["learning_rate"]`` of
@@ -350,7 +351,7 @@ def current_learning_rate(state) -> jax.Array:
     which exactly one inner state must carry a learning rate, and on the state of
     ``optax.inject_hyperparams(pn.optimizers.adam)(...)`` (the inner state's rate).
     """
-    found = _learning_rates(state)
+    found = learning_rates(state)
     if not found:
         raise ValueError(f"current_learning_rate: this state has no learning rate "
                          f"(got {type(state).__name__}); pass the state of sgd, adagrad, "

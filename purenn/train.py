@@ -267,8 +267,8 @@ def _check_components(model, loss, optimizer, accuracy, *, need_optimizer=True):
 
 def _first_learning_rate(opt_state):
     """The rate the log line prints: the outermost one the state holds (see
-    ``optimizers._learning_rates``), or None."""
-    found = optimizers._learning_rates(opt_state)
+    ``optimizers.learning_rates``), or None."""
+    found = optimizers.learning_rates(opt_state)
     return found[0] if found else None
 
 
