@@ -9,14 +9,11 @@ expected, what was given, and the fix.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-
-def _is_concrete(value) -> bool:
-    return not isinstance(value, jax.core.Tracer)
 
 
 def check_array(name: str, value) -> jax.Array:
@@ -73,16 +70,6 @@ def check_key(name: str, key) -> jax.Array:
                     f"got {type(key).__name__}")
 
 
-def check_nonnegative(name: str, value) -> float:
-    """A finite real number >= 0 (a Python or NumPy scalar)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0; got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value}")
-    return value
-
-
 def check_positive_int(name: str, value) -> int:
     """An integer >= 1 (a layer size, a count)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -93,53 +80,62 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
-def _scalar_array(name: str, value, expected: str):
-    """A scalar jax/NumPy array, or raise. Returns ``(array, concrete_float_or_None)``:
-    a traced value (e.g. a hyperparameter swept under ``vmap``) is not checked."""
-    if jnp.ndim(value) != 0:
-        raise ValueError(f"{name} must be a scalar ({expected}); got an array of shape "
-                         f"{tuple(jnp.shape(value))}")
-    if not jnp.issubdtype(jnp.result_type(value), jnp.floating) and not jnp.issubdtype(
-            jnp.result_type(value), jnp.integer):
-        raise TypeError(f"{name} must be {expected}; got an array of dtype "
-                        f"{jnp.result_type(value)}")
-    return value, (float(value) if _is_concrete(value) else None)
+def check_hyperparameter(name: str, value, expected: str, ok: Callable[[float], bool]):
+    """A numeric hyperparameter (a strength, a rate, a learning rate, a decay), checked
+    where a layer or an optimizer is built.
 
+    A Python or NumPy number comes back as a float. A scalar array of a real dtype comes
+    back as it is, checked when concrete; a traced one (e.g. swept under ``vmap``) passes
+    unchecked.
 
-def check_rate(name: str, value):
-    """A fraction in [0, 1): the dropout rate, the fraction of units dropped.
+    Args:
+      name: the argument's name, as the messages say it.
+      value: what the user gave.
+      expected: the valid values in words, as the messages say them: ``"a finite number
+        > 0"``, ``"in [0, 1)"``. A value of the wrong type is told it must be
+        ``expected`` ("a number in [0, 1)" where ``expected`` names no number).
+      ok: whether a finite float is valid.
 
-    A Python or NumPy number comes back as a float; a scalar array is checked when
-    concrete and comes back as it is (a traced one passes unchecked)."""
-    expected = "a number in [0, 1)"
+    Raises:
+      TypeError: ``value`` is not a real number or a real scalar array.
+      ValueError: an array that is not a scalar; a number that is not finite or not
+        ``ok``: ``"{name} must be {expected}; got {value}"``.
+    """
+    as_number = expected if "number" in expected else f"a number {expected}"
     if isinstance(value, (jax.Array, np.ndarray)):
-        value, concrete = _scalar_array(name, value, expected)
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"{name} must be a scalar ({as_number}); got an array of shape "
+                             f"{tuple(jnp.shape(value))}")
+        dtype = jnp.result_type(value)
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+            raise TypeError(f"{name} must be {as_number}; got an array of dtype {dtype}")
+        if isinstance(value, jax.core.Tracer):
+            return value
+        concrete = float(value)
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
+        # A bool or a complex is a number that is refused: show it; otherwise the type.
+        shown = (f"{value!r} ({type(value).__name__})" if isinstance(value, numbers.Number)
+                 else type(value).__name__)
+        raise TypeError(f"{name} must be {as_number}; got {shown}")
     else:
         value = concrete = float(value)
-    if concrete is not None and not 0.0 <= concrete < 1.0:
-        raise ValueError(f"{name} must be in [0, 1) (the fraction of units dropped); "
-                         f"got {concrete}")
+    if not (np.isfinite(concrete) and ok(concrete)):
+        raise ValueError(f"{name} must be {expected}; got {concrete}")
     return value
 
 
-def check_strength_value(name: str, value):
-    """A regularization strength >= 0: a number (returned as a float) or a scalar array
-    (checked when concrete, returned as it is)."""
-    expected = "a finite number >= 0"
-    if isinstance(value, (jax.Array, np.ndarray)):
-        value, concrete = _scalar_array(name, value, expected)
-    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0; got {type(value).__name__}")
-    else:
-        value = concrete = float(value)
-    if concrete is not None and not (np.isfinite(concrete) and concrete >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0; got {concrete}")
-    return value
+def check_positive(name: str, value):
+    """A hyperparameter > 0 (see ``check_hyperparameter``): a learning rate, an epsilon."""
+    return check_hyperparameter(name, value, "a finite number > 0", lambda v: v > 0)
 
 
-def check_strength(name: str, value, dtype) -> jax.Array:
-    """A regularization strength >= 0 as a scalar array of ``dtype`` (see
-    ``check_strength_value``)."""
-    return jnp.asarray(check_strength_value(name, value), dtype=dtype)
+def check_nonnegative(name: str, value):
+    """A hyperparameter >= 0 (see ``check_hyperparameter``): a regularization strength,
+    a decay, a momentum."""
+    return check_hyperparameter(name, value, "a finite number >= 0", lambda v: v >= 0)
+
+
+def check_fraction(name: str, value):
+    """A hyperparameter in [0, 1) (see ``check_hyperparameter``): the dropout rate (the
+    fraction of units dropped), RMSprop's rho, Adam's betas."""
+    return check_hyperparameter(name, value, "in [0, 1)", lambda v: 0 <= v < 1)

@@ -18,37 +18,23 @@ nothing new), and ``jax.vmap`` runs over a stack of models::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from purenn import ops
+from purenn import ops, pytrees
 from purenn._checks import (
+    check_fraction,
     check_key,
     check_matrix,
+    check_nonnegative,
     check_positive_int,
-    check_rate,
-    check_strength_value,
 )
 
 __all__ = ["Custom", "Dense", "Dropout", "Layer", "Relu", "Serial", "Sigmoid", "Softmax",
            "custom", "dense", "dropout", "relu", "serial", "sigmoid", "softmax"]
-
-
-def _pytree(*, data: tuple[str, ...] = ()):
-    """Make a frozen dataclass a pytree: ``data`` fields are children (leaves or subtrees),
-    every other field is static (part of the structure)."""
-
-    def register(cls):
-        cls = dataclasses.dataclass(frozen=True)(cls)
-        meta = tuple(f.name for f in dataclasses.fields(cls) if f.name not in data)
-        return jax.tree_util.register_dataclass(cls, data_fields=list(data),
-                                                meta_fields=list(meta))
-
-    return register
 
 
 def _zero() -> jax.Array:
@@ -68,7 +54,9 @@ class Layer:
       ``train=False`` is inference (dropout is the identity).
     - ``penalty(params) -> scalar``: the regularization loss (0 when there is none).
 
-    Subclasses are frozen dataclasses whose numeric hyperparameters are pytree leaves.
+    Subclasses are ``pytrees.dataclass`` classes: frozen dataclasses whose numeric
+    hyperparameters are pytree leaves, and whose ``pytrees.static()`` fields (sizes,
+    functions) are structure.
     Wrap your own functions with ``pn.layers.custom(init, apply, penalty)``.
     """
 
@@ -95,20 +83,17 @@ class Layer:
 
 # --- dense ----------------------------------------------------------------------------
 
-_STRENGTHS = ("weight_l1", "weight_l2", "bias_l1", "bias_l2")
-
-
-@_pytree(data=_STRENGTHS)
+@pytrees.dataclass
 class Dense(Layer):
     """``x @ weights + biases`` with optional L1/L2 penalties; build it with ``dense``."""
 
-    n_inputs: int
-    n_neurons: int
-    weight_l1: Any = None  # a strength, or None: no such term (static)
+    n_inputs: int = pytrees.static()
+    n_neurons: int = pytrees.static()
+    weight_l1: Any = None  # a strength (a leaf), or None: no such term (no leaf)
     weight_l2: Any = None
     bias_l1: Any = None
     bias_l2: Any = None
-    dtype: Any = None
+    dtype: Any = pytrees.static(default=None)
 
     @property
     def _name(self) -> str:
@@ -182,7 +167,7 @@ def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
     n_neurons = check_positive_int("n_neurons", n_neurons)
     given = {"weight_l1": weight_l1, "weight_l2": weight_l2, "bias_l1": bias_l1,
              "bias_l2": bias_l2}
-    strengths = {name: None if value is None else check_strength_value(name, value)
+    strengths = {name: None if value is None else check_nonnegative(name, value)
                  for name, value in given.items()}
     return Dense(n_inputs, n_neurons, dtype=dtype, **strengths)
 
@@ -210,21 +195,21 @@ class _Activation(Layer):
         return type(self)._op(x)
 
 
-@_pytree()
+@pytrees.dataclass
 class Relu(_Activation):
     """``max(0, x)``; build it with ``relu()``."""
 
     _op = staticmethod(ops.relu)
 
 
-@_pytree()
+@pytrees.dataclass
 class Sigmoid(_Activation):
     """``1 / (1 + exp(-x))``; build it with ``sigmoid()``."""
 
     _op = staticmethod(ops.sigmoid)
 
 
-@_pytree()
+@pytrees.dataclass
 class Softmax(_Activation):
     """Softmax over the last axis; build it with ``softmax()``."""
 
@@ -246,7 +231,7 @@ def softmax() -> Softmax:
     return Softmax()
 
 
-@_pytree(data=("rate",))
+@pytrees.dataclass
 class Dropout(Layer):
     """Inverted dropout of a fraction ``rate``; build it with ``dropout(rate)``."""
 
@@ -281,13 +266,13 @@ def dropout(rate: float) -> Dropout:
       rate: the fraction of units **dropped**, in ``[0, 1)``: a number or a scalar array
         (a pytree leaf: rates can be swept under ``jit``/``vmap``).
     """
-    return Dropout(check_rate("rate", rate))
+    return Dropout(check_fraction("rate", rate))
 
 
 # --- composition and custom layers ----------------------------------------------------
 
 
-@_pytree(data=("layers",))
+@pytrees.dataclass
 class Serial(Layer):
     """Layers applied one after another; build it with ``serial(*layers)``."""
 
@@ -345,7 +330,7 @@ def serial(*layers: Layer) -> Serial:
     return Serial(tuple(layers))
 
 
-@_pytree()
+@pytrees.dataclass
 class Custom(Layer):
     """A layer made of your own pure functions (stax style); build it with ``custom``.
 
@@ -353,9 +338,9 @@ class Custom(Layer):
     function objects.
     """
 
-    init_fn: Callable[[jax.Array], Any]
-    apply_fn: Callable[..., jax.Array]
-    penalty_fn: Callable[[Any], jax.Array] | None = None
+    init_fn: Callable[[jax.Array], Any] = pytrees.static()
+    apply_fn: Callable[..., jax.Array] = pytrees.static()
+    penalty_fn: Callable[[Any], jax.Array] | None = pytrees.static(default=None)
 
     def init(self, key):
         """``init_fn(key)``: your layer's parameters."""

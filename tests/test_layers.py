@@ -1,12 +1,16 @@
 """Layers: what init promises is what apply returns; dropout's randomness; errors. In
 float32 (the dtype tests in float64 too)."""
 
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import purenn as pn
+from purenn import pytrees
 
 
 # Sizes of the book's models (and data), which other tests compile too.
@@ -192,3 +196,40 @@ def test_shape_errors_are_raised_at_trace_time_under_jit(key):
     with pytest.raises(ValueError, match=r"params\['weights'\] must have shape \(64, 3\); "
                                          r"got \(64, 5\)"):
         apply(wrong, jnp.ones((5, 2)))
+
+
+# --- layers as pytrees ----------------------------------------------------------------
+
+
+@pytrees.dataclass
+class Scaled:
+    """A toy pytree dataclass: one static field between two leaves."""
+
+    gain: Any
+    width: int = pytrees.static(default=4)
+    bias: Any = 0.0
+
+
+def test_pytrees_dataclass_fields_are_leaves_in_order_and_static_fields_structure():
+    one, wide = Scaled(2.0, bias=0.5), Scaled(2.0, width=8, bias=0.5)
+    assert jax.tree.leaves(one) == [2.0, 0.5]
+    assert jax.tree.structure(Scaled(3.0, bias=1.0)) == jax.tree.structure(one)
+    assert jax.tree.structure(wide) != jax.tree.structure(one)
+    assert Scaled(2.0, bias=0.5) == one and hash(Scaled(2.0, bias=0.5)) == hash(one)
+    doubled = jax.tree.map(lambda leaf: 2 * leaf, one)
+    assert doubled == Scaled(4.0, bias=1.0) and doubled.width == 4
+    assert dataclasses.replace(one, width=8) == wide
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.gain = 3.0
+    assert dataclasses.fields(Scaled)[1].metadata["static"] is True
+
+
+def test_a_models_leaves_are_its_hyperparameters_in_layer_and_field_order():
+    model = pn.serial(pn.dense(2, 8, weight_l2=5e-4, bias_l1=1e-4, dtype=jnp.float32),
+                      pn.relu(), pn.dropout(0.1), pn.dense(8, 3, weight_l1=2e-4))
+    assert jax.tree.leaves(model) == [5e-4, 1e-4, 0.1, 2e-4]
+    rebuilt = jax.tree.unflatten(jax.tree.structure(model), jax.tree.leaves(model))
+    assert rebuilt == model and hash(rebuilt) == hash(model)
+    assert dataclasses.replace(model.layers[0], n_neurons=4).n_neurons == 4
+    custom = pn.layers.custom(lambda key: (), lambda params, x, **kwargs: x)
+    assert jax.tree.leaves(custom) == []  # functions are static: part of the structure

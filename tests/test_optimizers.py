@@ -485,10 +485,23 @@ def test_apply_updates_keeps_each_params_dtype(x64):
      r"max_norm must be a finite number > 0; got 0\.0"),
     (lambda: optim.chain(optim.sgd(), optim.adam), TypeError,
      r"chain: argument 1 .*Did you pass adam instead of adam\(\)"),
+    (lambda: optim.adam(beta_1=0.5j), TypeError,
+     r"beta_1 must be a number in \[0, 1\); got 0\.5j \(complex\)"),
+    (lambda: optim.rmsprop(rho="0.9"), TypeError, r"rho must be a number in \[0, 1\); got str"),
+    (lambda: optim.sgd(jnp.asarray(True)), TypeError,
+     r"learning_rate must be a finite number > 0; got an array of dtype bool"),
+    (lambda: optim.exponential_decay(0.1, 0.5, 0), ValueError,
+     r"decay_steps must be a positive integer \(>= 1\); got 0"),
 ])
 def test_bad_hyperparameters_are_rejected_when_built(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_numpy_scalar_hyperparameters_become_floats_as_python_numbers_do():
+    built = optim.adam(np.float32(0.25), decay=np.float64(5e-7), beta_1=np.float32(0.5))
+    assert built == optim.adam(0.25, decay=5e-7, beta_1=0.5)
+    assert all(type(leaf) is float for leaf in jax.tree.leaves(built))
 
 
 MODEL_PARAMS = ({"weights": jnp.zeros((2, 64)), "biases": jnp.zeros((1, 64))}, ())

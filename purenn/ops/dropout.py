@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from purenn._checks import check_float_array, check_key, check_rate
+from purenn._checks import check_float_array, check_fraction, check_key
 
 
 @jax.custom_vjp
@@ -55,7 +55,7 @@ def dropout(x: jax.Array, key: jax.Array, rate: float) -> jax.Array:
     """
     x = check_float_array("x", x)
     key = check_key("key", key)
-    rate = check_rate("rate", rate)
+    rate = check_fraction("rate", rate)
     if isinstance(rate, float):
         return x if rate == 0.0 else _apply_mask(x, dropout_mask(key, rate, x.shape, x.dtype))
     # An array rate (traced, e.g. a model passed to jit): a rate of 0 keeps every unit, so

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purenn._checks import check_float_array, check_strength
+from purenn._checks import check_float_array, check_nonnegative
 
 
 def _l1_sign(w):
@@ -54,6 +54,11 @@ def _l2_penalty_bwd(residuals, g):
 _l2_penalty.defvjp(_l2_penalty_fwd, _l2_penalty_bwd)
 
 
+def _strength(strength, dtype) -> jax.Array:
+    """The checked strength (a number or a scalar array >= 0) as a scalar of ``dtype``."""
+    return jnp.asarray(check_nonnegative("strength", strength), dtype=dtype)
+
+
 def l1_penalty(w: jax.Array, strength) -> jax.Array:
     """``strength * sum(|w|)``, a scalar of ``w``'s dtype.
 
@@ -65,7 +70,7 @@ def l1_penalty(w: jax.Array, strength) -> jax.Array:
       strength: a number >= 0 (or a scalar array, e.g. swept under jit).
     """
     w = check_float_array("w", w)
-    return _l1_penalty(w, check_strength("strength", strength, w.dtype))
+    return _l1_penalty(w, _strength(strength, w.dtype))
 
 
 def l2_penalty(w: jax.Array, strength) -> jax.Array:
@@ -76,4 +81,4 @@ def l2_penalty(w: jax.Array, strength) -> jax.Array:
       strength: a number >= 0 (or a scalar array, e.g. swept under jit).
     """
     w = check_float_array("w", w)
-    return _l2_penalty(w, check_strength("strength", strength, w.dtype))
+    return _l2_penalty(w, _strength(strength, w.dtype))
