@@ -1,7 +1,7 @@
 """``python -m benchmarks``: purenn against plain JAX, the book's NumPy code and, when
 installed, Flax + Optax and PyTorch, measured side by side through purenn's public API.
 
-    python -m benchmarks --out docs/benchmarks.md --plot docs/benchmarks.png   # ~6 min
+    python -m benchmarks --out docs/benchmarks.md --plot docs/benchmarks.png   # everything
     python -m benchmarks --quick               # one tiny size, 1 repetition: a smoke test
     python -m benchmarks --only job            # one section: job, epochs or compiles
     python -m benchmarks --device gpu          # a large MLP's train step in TFLOP/s
