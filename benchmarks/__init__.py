@@ -1,7 +1,6 @@
-"""Side-by-side timing of purenn against plain JAX autodiff, the book's NumPy code and,
-when installed, Flax+Optax and PyTorch.
+"""Side-by-side timing of purenn, through its public API, against plain JAX autodiff, the
+book's NumPy code and, when installed, Flax + Optax and PyTorch.
 
-Run ``python -m benchmarks`` (``--quick`` for tiny sizes, ``--help`` for the options).
-Everything is measured in one process, contenders interleaved, medians over repetitions;
-see ``docs/benchmarks.md`` for the latest results and how to read them.
+Run ``python -m benchmarks`` (``--quick`` for a smoke test, ``--help`` for the options);
+``docs/benchmarks.md`` holds the latest report, dated, with the machine it ran on.
 """

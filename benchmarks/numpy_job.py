@@ -1,19 +1,14 @@
 """The book's NumPy code for ``purenn book regularization``, as one whole process.
 
-    python -m benchmarks.numpy_job [--epochs N] [--dtype float32|float64] [--seed S]
+    python -m benchmarks.numpy_job [--epochs N] [--seed S]
 
-The run the book makes in chapter 14: spiral data, 100 samples per class, 3 classes (the
-book's ``spiral_data``, in NumPy), Dense(2, 64, L2 5e-4 on weights and biases) -> ReLU ->
-Dense(64, 3) -> softmax + categorical cross-entropy, Adam(learning_rate=0.02, decay=5e-7),
-10001 epochs, full batch, computing every epoch what the book's loop computes (loss, data
-loss, regularization loss, accuracy), then the validation pass on 100 x 3 fresh samples. It
-prints what ``purenn book regularization --quiet`` prints: the last epoch's line and the
-validation line.
-
-The classes are ``tests/reference/book.py`` (the project's oracle, the book's code). The
-book runs them after ``nnfs.init()``, which makes its dot products float32; ``--dtype
-float32`` (the default) sets the layers' arrays to float32 so every op stays float32, the
-arithmetic purenn runs; ``float64`` is the classes as they are.
+The book's chapter-14 run with its classes (``tests/reference/book.py``, the project's
+oracle): the book's ``spiral_data``, 100 samples per class, 3 classes, Dense(2, 64, L2 5e-4
+on weights and biases) -> ReLU -> Dense(64, 3) -> softmax + categorical cross-entropy,
+Adam(learning_rate=0.02, decay=5e-7), 10001 epochs, full batch, computing every epoch what
+the book's loop computes, then the validation pass on 100 x 3 fresh samples. It prints
+what ``purenn book regularization --quiet`` prints: the last epoch's line and the
+validation line. Every op is float32, as after the book's ``nnfs.init()``.
 
 Nothing here imports JAX or purenn: this is the process a reader of the book runs.
 """
@@ -92,20 +87,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.numpy_job",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10001)
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--samples", type=int, default=100, help="per class")
     args = parser.parse_args(argv)
-    dtype = np.dtype(args.dtype)
 
     book = book_classes()
     np.random.seed(args.seed)  # nnfs.init()
-    X, y = spiral_data(args.samples, 3, dtype)
-    dense1 = book.Layer_Dense(2, args.hidden, weight_regularizer_l2=L2, bias_regularizer_l2=L2)
-    dense2 = book.Layer_Dense(args.hidden, 3)
-    for layer in (dense1, dense2):
-        layer.weights, layer.biases = layer.weights.astype(dtype), layer.biases.astype(dtype)
+    X, y = spiral_data(100, 3, np.float32)
+    dense1 = book.Layer_Dense(2, 64, weight_regularizer_l2=L2, bias_regularizer_l2=L2)
+    dense2 = book.Layer_Dense(64, 3)
+    for layer in (dense1, dense2):  # float32 throughout, as after nnfs.init()
+        layer.weights, layer.biases = (layer.weights.astype(np.float32),
+                                       layer.biases.astype(np.float32))
     optimizer = book.Optimizer_Adam(learning_rate=LEARNING_RATE, decay=DECAY)
     last = []
 
@@ -117,7 +109,7 @@ def main(argv=None) -> int:
     print(f"epoch: {epoch}, acc: {accuracy:.3f}, loss: {loss:.3f} (data_loss: "
           f"{data_loss:.3f}, reg_loss: {reg_loss:.3f}), lr: {rate}")
 
-    X_val, y_val = spiral_data(args.samples, 3, dtype)
+    X_val, y_val = spiral_data(100, 3, np.float32)
     activation1 = book.Activation_ReLU()
     loss_activation = book.Activation_Softmax_Loss_CategoricalCrossentropy()
     dense1.forward(X_val)
@@ -126,7 +118,7 @@ def main(argv=None) -> int:
     val_loss = loss_activation.forward(dense2.output, y_val)
     val_accuracy = np.mean(np.argmax(loss_activation.output, axis=1) == y_val)
     print(f"validation, acc: {val_accuracy:.3f}, loss: {val_loss:.3f}")
-    if dense1.weights.dtype != dtype:
+    if dense1.weights.dtype != np.float32:
         raise TypeError(f"the weights became {dense1.weights.dtype}")
     return 0
 

@@ -1,94 +1,70 @@
-"""Interleaved timing: every repetition times each contender once, in a rotating order, so
-that a burst of load from elsewhere hits all contenders alike; results are medians, and
-ratios are medians of the ratios paired within a repetition."""
+"""Paired, interleaved timing, and a record of what XLA compiles.
+
+Every repetition runs each contender once, in an order that rotates from one repetition
+to the next, so that a burst of load from elsewhere hits all contenders alike. A figure
+is the median over repetitions; a ratio is the median of the ratios *paired within a
+repetition*, which cancels most of a shared machine's noise. Nothing here imports purenn.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-@dataclass
-class Result:
-    name: str
-    epochs: int = 0  # epochs per timed run
-    seconds_per_epoch: list[float] = field(default_factory=list)
-    setup_seconds: float | None = None  # compile time (JAX) where the contender compiles
-    compiled: bool = False
-    skipped: str | None = None  # why it was not measured
-    note: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds_per_epoch)
-
-    @property
-    def spread(self) -> tuple[float, float]:
-        return min(self.seconds_per_epoch), max(self.seconds_per_epoch)
-
-
-def paired_ratio(result: Result, baseline: Result) -> float:
-    """Median over repetitions of ``result / baseline`` timed in the same repetition."""
-    return statistics.median(a / b for a, b in zip(result.seconds_per_epoch,
-                                                   baseline.seconds_per_epoch))
-
-
-def measure(contenders, *, reps: int, target_seconds: float, max_epochs: int | None = None,
-            log=None) -> list[Result]:
-    """Set up every contender, calibrate its epoch count so one timed run takes about
-    ``target_seconds``, then time ``reps`` interleaved rounds."""
-    results = []
-    live = []
-    for contender in contenders:
-        result = Result(contender.name, compiled=contender.compiled)
-        results.append(result)
-        try:
-            result.setup_seconds = contender.setup()
-            # Warm-up at the smallest size (also checks that it runs), then calibrate.
-            epochs = contender.epochs_for(1)
-            contender.run(epochs)
-            start = time.perf_counter()
-            contender.run(epochs)
-            elapsed = time.perf_counter() - start
-            while elapsed < target_seconds / 8 and (max_epochs is None or epochs < max_epochs):
-                epochs = contender.epochs_for(epochs * 4)
-                start = time.perf_counter()
-                contender.run(epochs)
-                elapsed = time.perf_counter() - start
-            per_epoch = elapsed / epochs
-            wanted = max(1, round(target_seconds / per_epoch))
-            if max_epochs is not None:
-                wanted = min(wanted, max_epochs)
-            result.epochs = contender.epochs_for(wanted)
-        except ImportError as err:
-            result.skipped = f"not installed ({err.name or err})"
-            continue
-        result.note = contender.note
-        live.append((contender, result))
-    wins = {}
+def interleave(contenders: dict[str, Callable[[], dict[str, float]]], reps: int,
+               log: Callable[[str], object] | None = None) -> dict[str, dict[str, list]]:
+    """Call every contender ``reps`` times, interleaved. A contender returns its figures
+    of one call, e.g. ``{"wall": 2.1, "cpu": 1.9}``; the result maps each contender to
+    each figure's list of ``reps`` values, in repetition order."""
+    names = list(contenders)
+    samples: dict[str, dict[str, list]] = {name: {} for name in names}
     for rep in range(reps):
-        order = live[rep % len(live):] + live[:rep % len(live)] if live else []
-        for contender, result in order:
-            variants = getattr(contender, "variants", None) or {None: None}
-            best = None
-            for label, variant in variants.items():
-                if label is not None:
-                    contender.select(variant)
-                start = time.perf_counter()
-                contender.run(result.epochs)
-                elapsed = (time.perf_counter() - start) / result.epochs
-                if best is None or elapsed < best[0]:
-                    best = (elapsed, label)
-            result.seconds_per_epoch.append(best[0])
-            if best[1] is not None:
-                wins.setdefault(result.name, {}).setdefault(best[1], 0)
-                wins[result.name][best[1]] += 1
+        shift = rep % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            for figure, value in contenders[name]().items():
+                samples[name].setdefault(figure, []).append(value)
         if log is not None:
             log(f"    rep {rep + 1}/{reps} done")
-    for contender, result in live:
-        if result.name in wins:
-            counts = ", ".join(f"{label} in {n}" for label, n in sorted(
-                wins[result.name].items(), key=lambda item: -item[1]))
-            result.note = f"faster of {' / '.join(contender.variants)} each rep: {counts}"
-    return results
+    return samples
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def paired_ratio(values: list, baseline: list) -> float:
+    """Median over repetitions of ``values[i] / baseline[i]`` (same repetition ``i``)."""
+    return statistics.median(a / b for a, b in zip(values, baseline, strict=True))
+
+
+def seconds_per_epoch(run: Callable[[], object], epochs: int) -> dict[str, float]:
+    """``{"per_epoch": s}`` of one call of ``run`` (which trains ``epochs`` epochs and
+    returns once the result is ready)."""
+    start = time.perf_counter()
+    run()
+    return {"per_epoch": (time.perf_counter() - start) / epochs}
+
+
+@contextlib.contextmanager
+def compile_log():
+    """``with compile_log() as programs:`` collects ``(name, seconds)`` of every program XLA
+    compiles inside (JAX's ``backend_compile_duration`` event; a hit of the persistent
+    compilation cache is not a compile)."""
+    from jax import monitoring
+
+    programs: list[tuple[str, float]] = []
+
+    def listener(event, seconds, *, fun_name=None, **_):
+        if event == COMPILE_EVENT:
+            programs.append((fun_name or "?", seconds))
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield programs
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
