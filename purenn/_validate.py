@@ -12,10 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purenn.ops import losses as loss_ops
-
-CATEGORICAL_LOSSES = (loss_ops.categorical_crossentropy,
-                      loss_ops.softmax_categorical_crossentropy)
+from purenn import losses
 
 
 def check_epochs(epochs) -> int:
@@ -56,7 +53,8 @@ def check_dataset(model, loss, params, X, y, *, names=("X", "y")):
 
     Returns ``(X, y)`` as JAX arrays. Raises ValueError/TypeError naming the argument:
     empty data, wrong rank or width, NaN/inf inputs, sample-count mismatch, labels of the
-    wrong dtype or out of range, binary targets of the wrong shape or not 0/1.
+    wrong dtype or out of range, binary targets of the wrong shape or not 0/1. Which
+    check ``y`` gets is the loss's ``targets`` (``purenn.losses.properties``).
     """
     x_name, y_name = names
     X_host, y_host = _as_host_array(x_name, X), _as_host_array(y_name, y)
@@ -78,9 +76,10 @@ def check_dataset(model, loss, params, X, y, *, names=("X", "y")):
                          f"{x_name} has {X_host.shape[0]}, {y_name} has {got}")
     out = jax.eval_shape(lambda p, v: model.apply(p, v), params,
                          jax.ShapeDtypeStruct(X_host.shape, jnp.asarray(X).dtype))
-    if loss in CATEGORICAL_LOSSES:
+    targets = losses.properties(loss).targets
+    if targets == "categorical":
         _check_categorical_labels(y_name, y_host, out.shape[1])
-    elif loss is loss_ops.binary_crossentropy:
+    elif targets == "binary":
         _check_binary_targets(y_name, y_host, out.shape)
     elif np.issubdtype(y_host.dtype, np.floating) and not np.all(np.isfinite(y_host)):
         raise ValueError(f"{y_name} holds NaN or inf values: clean them first")

@@ -30,21 +30,26 @@ import jax.numpy as jnp
 import numpy as np
 
 import purenn as pn
-from purenn import train as _train
+from purenn import train
 from purenn.progress import progress_bar
 from purenn.pytrees import stack, unstack
 
 __all__ = [
     "BOOK",
+    "DATA",
+    "OPTIMIZERS",
     "Config",
     "Experiment",
     "MemoryEstimate",
     "Run",
     "SeedsDivergedError",
     "Seeds",
+    "components",
     "default_mode",
     "estimate_memory",
+    "final_metrics",
     "fit_seeds",
+    "mean_std",
     "run",
     "run_seeds",
     "seed_keys",
@@ -252,7 +257,7 @@ def run(config: Config, seed: int, *, log_every: int | None = 100,
     # With validation data, fit prints the last epoch's line and the validation line.
     last = config.epochs - 1
     if log_fn is not None and validation is None and not (log_every and last % log_every == 0):
-        log_fn(pn.train.format_log_line(last, final_metrics(history)))
+        log_fn(train.format_log_line(last, final_metrics(history)))
     return Run(seed, model, params, opt_state, X, y, history, history.get("validation"))
 
 
@@ -304,7 +309,7 @@ def estimate_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> Me
 
 def final_metrics(history: dict) -> dict:
     """The last epoch's metrics of a (single run's) history."""
-    return {name: history[name][-1] for name in _train.METRICS if name in history}
+    return {name: history[name][-1] for name in train.METRICS if name in history}
 
 
 # --- many seeds -----------------------------------------------------------------------
@@ -312,11 +317,6 @@ def final_metrics(history: dict) -> dict:
 
 class SeedsDivergedError(FloatingPointError):
     """Some seeds' loss became NaN or inf."""
-
-
-@functools.lru_cache(maxsize=32)
-def _seeds_evaluate(model, loss, accuracy):
-    return jax.jit(jax.vmap(_train.evaluation_function(model, loss, accuracy)))
 
 
 def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
@@ -329,29 +329,29 @@ def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
     ``pn.fit``'s epoch keys from ``keys[i]``. With ``stacked=True`` the numeric
     hyperparameters of ``model`` and ``optimizer`` carry the run axis too (models and
     optimizers of one structure, stacked the same way): one program trains a grid of
-    hyperparameters. The epochs run in compiled chunks of ``pn.train.CHUNK`` epochs;
-    between chunks the loss is checked and the progress bar moves.
+    hyperparameters. The epochs run in compiled chunks of ``pn.train.CHUNK`` epochs
+    (``pn.train.runs_program``: one compile per structure); between chunks the loss is
+    checked and the progress bar moves.
 
     Returns ``(params, opt_state, history)`` stacked on the run axis; ``history`` maps
     ``epoch`` to ``(epochs,)`` and each metric to ``(S, epochs)``.
 
     Raises SeedsDivergedError when the loss of some run stops being finite.
     """
-    accuracy = _train.default_accuracy(loss)
+    accuracy = train.default_accuracy(loss)
     if stacked:
         opt_state = jax.vmap(lambda o, p: o.init(p))(optimizer, params)
     else:
         opt_state = jax.vmap(optimizer.init)(params)
-    dynamic, static = _train._partition(_train._Components(model, loss, optimizer, accuracy,
-                                                           None))
-    state = _train.RunState(params, opt_state, params, opt_state)
+    program = train.runs_program(train.Components(model, loss, optimizer, accuracy),
+                                 batch_size, stacked=stacked)
+    state = train.RunState(params, opt_state, params, opt_state)
     bar = progress_bar(progress, epochs)
     chunks, start = [], 0
     try:
         while start < epochs:
-            length = min(_train.CHUNK, epochs - start)
-            result = _train._runs_program(static, batch_size, stacked, dynamic, state, X, y,
-                                          keys, np.int32(start), np.int32(length))
+            length = min(train.CHUNK, epochs - start)
+            result = program(state, X, y, keys, np.int32(start), np.int32(length))
             done = np.asarray(result.done)
             if not np.all(done == length):
                 runs = np.flatnonzero(done < length)
@@ -447,9 +447,9 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
         raise ValueError(f"mode must be 'sequential' or 'vmap'; got {mode!r}")
     validation = None
     if config.validation_samples and mode == "vmap":
-        metrics = _seeds_evaluate(model, loss, _train.default_accuracy(loss))(
-            params, stack([v[0] for v in validation_sets]),
-            stack([v[1] for v in validation_sets]))
+        evaluator = train.Evaluator(model, loss, train.default_accuracy(loss), runs=True)
+        metrics = evaluator(params, stack([v[0] for v in validation_sets]),
+                            stack([v[1] for v in validation_sets]))
         validation = {name: np.asarray(values) for name, values in metrics.items()}
     elif config.validation_samples:  # exactly what a single run of each seed prints
         metrics = [pn.evaluate(model, loss, r[0], *v) for r, v in zip(results,

@@ -19,6 +19,7 @@ import pytest
 
 import purenn as pn
 from purenn import experiments
+from purenn.partition import combine, partition
 from tests import fresh_process
 from tests.fresh_process import COMPILE_EVENT, book_model
 
@@ -95,6 +96,21 @@ def test_a_strength_of_zero_is_a_leaf_and_none_is_absent():
     assert jax.tree.structure(none) != jax.tree.structure(zero)
     without, with_zero = pn.optimizers.sgd(0.1), pn.optimizers.sgd(0.1, momentum=0.0)
     assert jax.tree.structure(without) != jax.tree.structure(with_zero)
+
+
+def test_partition_keys_programs_on_structure_and_combine_rebuilds_the_tree():
+    model, other = book_model(), book_model(weight_l2=1e-3, rate=0.3)
+    optimizer = pn.optimizers.adam(learning_rate=0.05)
+    (dynamic, static), (other_dynamic, other_static) = (
+        partition((m, CCE, optimizer)) for m in (model, other))
+    assert static == other_static and hash(static) == hash(other_static)
+    assert dynamic != other_dynamic
+    leaves = jax.tree.leaves((model, CCE, optimizer))
+    assert [s if d is None else d for d, s in zip(dynamic, static.leaves)] == leaves
+    assert CCE in static.leaves and 0.05 in dynamic  # the loss is static, rates are data
+    assert combine(dynamic, static) == (model, CCE, optimizer)
+    assert combine(other_dynamic, static) == (other, CCE, optimizer)
+    assert partition(book_model(weight_l2=None))[1] != static  # another structure
 
 
 # --- fit --------------------------------------------------------------------------------

@@ -336,7 +336,8 @@ def test_a_last_layer_that_does_not_fit_the_loss_is_refused(make, loss, message,
         model = make()
         params = model.init(jax.random.key(0))
         X = jnp.zeros((4, 2))
-        y = jnp.zeros((4, 1)) if loss is BCE else jnp.zeros(4, jnp.int32)
+        binary = pn.losses.properties(loss).targets == "binary"
+        y = jnp.zeros((4, 1)) if binary else jnp.zeros(4, jnp.int32)
         with pytest.raises(ValueError, match=message):
             ENTRY_POINTS[entry](model, loss, params, X, y)
 

@@ -1,0 +1,468 @@
+"""The run loop: whole epochs in one compiled ``lax.while_loop``, and ``fit``.
+
+``epochs_function`` is the pure loop of one run; ``chunk_program`` jits it for ``fit``;
+``runs_program`` jits it ``jax.vmap``-ed over a leading axis of independent runs (seeds,
+or a grid of hyperparameters of one structure), for ``purenn.experiments``. Both are
+keyed on the components' structure (``purenn.partition``): one compile per structure.
+
+``fit`` runs in stages: its arguments are checked into a ``FitSetup``
+(``purenn.train.arguments``); a checkpoint is resumed; chunks of epochs run, each one
+call of the compiled loop, between which lines are printed, validation runs, early
+stopping watches and checkpoints are saved; and the run finishes with the early-stopping
+result, the final validation and its lines.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh
+
+from purenn.layers import Layer
+from purenn.partition import BoundProgram, combine
+from purenn.progress import progress_bar
+from purenn.train.arguments import FitSetup, setup_fit
+from purenn.train.history import (
+    METRICS,
+    History,
+    format_log_line,
+    format_validation_line,
+    resume_run,
+    save_run,
+)
+from purenn.train.step import Components, first_learning_rate, step_function
+
+__all__ = [
+    "CHUNK",
+    "ChunkResult",
+    "DivergenceError",
+    "RunState",
+    "chunk_program",
+    "epoch_keys",
+    "epochs_function",
+    "fit",
+    "runs_program",
+]
+
+CHUNK = 100  # the most epochs one call of the compiled loop runs (its metrics buffer)
+
+
+class DivergenceError(FloatingPointError):
+    """The loss, the parameters or the optimizer state became NaN or inf. Nothing is
+    lost: the exception carries the last state whose loss was finite.
+
+    Attributes:
+      epoch: the first epoch that failed: its loss, or the state its update made, was not
+        finite.
+      state_epoch: the epoch that ``params`` and ``opt_state`` enter: ``epoch`` itself
+        when only its update failed, ``epoch - 1`` when its loss was already not finite
+        (the run's first epoch if there is none before it). The training loss at
+        ``state_epoch`` was finite, unless ``state_epoch`` is the run's first epoch and
+        ``epoch == state_epoch``.
+      params, opt_state: that state, all finite, to inspect or to resume from with a
+        smaller learning rate (``fit(..., opt_state=e.opt_state, initial_epoch=
+        e.state_epoch)``).
+      history: the per-epoch metrics of the epochs before ``state_epoch``.
+    """
+
+    def __init__(self, message, *, epoch, state_epoch, params, opt_state, history):
+        super().__init__(message)
+        self.epoch, self.state_epoch, self.history = epoch, state_epoch, history
+        self.params, self.opt_state = params, opt_state
+
+
+def epoch_keys(key: jax.Array, epoch) -> tuple[jax.Array, jax.Array]:
+    """``(shuffle_key, dropout_key)`` of epoch ``epoch``: ``split(fold_in(key, epoch))``."""
+    shuffle_key, dropout_key = jax.random.split(jax.random.fold_in(key, epoch))
+    return shuffle_key, dropout_key
+
+
+# --- the compiled loop ------------------------------------------------------------------
+
+
+def _epoch_function(step, batch_size: int | None):
+    """One epoch: a full-batch step, or shuffled minibatches that visit each sample once
+    (the last batch smaller when ``batch_size`` does not divide the sample count)."""
+
+    def full_batch(params, opt_state, X, y, key, epoch):
+        _, dropout_key = epoch_keys(key, epoch)
+        return step(params, opt_state, X, y, jax.random.fold_in(dropout_key, 0))
+
+    def minibatches(params, opt_state, X, y, key, epoch):
+        n_samples = X.shape[0]
+        shuffle_key, dropout_key = epoch_keys(key, epoch)
+        order = jax.random.permutation(shuffle_key, n_samples)
+        n_full, rest = divmod(n_samples, batch_size)
+
+        def batch_step(carry, inputs):
+            indices, batch = inputs
+            params, opt_state, metrics = step(*carry, X[indices], y[indices],
+                                              jax.random.fold_in(dropout_key, batch))
+            return (params, opt_state), metrics
+
+        batches = order[:n_full * batch_size].reshape(n_full, batch_size)
+        (params, opt_state), per_batch = lax.scan(batch_step, (params, opt_state),
+                                                  (batches, jnp.arange(n_full)))
+        sizes = jnp.full((n_full,), batch_size)
+        if rest:
+            indices = order[n_full * batch_size:]
+            params, opt_state, last = step(params, opt_state, X[indices], y[indices],
+                                           jax.random.fold_in(dropout_key, n_full))
+            per_batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]),
+                                     per_batch, last)
+            sizes = jnp.concatenate([sizes, jnp.array([rest])])
+        weights = sizes / n_samples
+        metrics = {name: jnp.sum(values * weights.astype(values.dtype))
+                   for name, values in per_batch.items() if name != "learning_rate"}
+        if "learning_rate" in per_batch:
+            metrics["learning_rate"] = per_batch["learning_rate"][0]
+        return params, opt_state, metrics
+
+    return full_batch if batch_size is None else minibatches
+
+
+def _all_finite(tree) -> jax.Array:
+    """Whether every inexact leaf of ``tree`` is finite (a traced scalar bool)."""
+    checks = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+class RunState(NamedTuple):
+    """What the compiled loop carries: the state entering the next epoch and the state
+    entering the one before (the last state with a finite loss when the loss fails)."""
+
+    params: Any
+    opt_state: Any
+    previous_params: Any
+    previous_opt_state: Any
+
+
+class ChunkResult(NamedTuple):
+    """One call of the compiled loop: ``done`` epochs ran and were finite; if ``done <
+    count`` the epoch after them failed, and ``metrics[done]`` holds its metrics."""
+
+    state: RunState
+    metrics: dict  # metric -> (CHUNK,) array; entries past done (+1) are zeros
+    done: jax.Array  # int32 scalar
+
+
+def epochs_function(components: Components, batch_size: int | None):
+    """The pure ``run(state, X, y, key, start, count) -> ChunkResult``: epochs ``start,
+    start + 1, ...`` in one ``lax.while_loop``, at most ``count <= CHUNK`` of them,
+    stopping early at the first epoch whose loss, parameters or optimizer state is not
+    finite. ``start`` and ``count`` are traced: one program serves every chunk of a run.
+    ``chunk_program`` jits it; ``runs_program`` vmaps it over runs."""
+    epoch = _epoch_function(step_function(components), batch_size)
+
+    def run(state: RunState, X, y, key, start, count):
+        dtype = jnp.result_type(X, *[leaf for leaf in jax.tree.leaves(state.params)
+                                     if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)])
+        learning_rate = first_learning_rate(state.opt_state)
+        names = [n for n in METRICS if n != "learning_rate" and
+                 (n != "accuracy" or components.accuracy is not None)]
+        buffer = {name: jnp.zeros(CHUNK, dtype) for name in names}
+        if learning_rate is not None:
+            buffer["learning_rate"] = jnp.zeros(CHUNK, jnp.result_type(learning_rate))
+
+        def not_done(carry):
+            _, _, done, failed = carry
+            return (done < count) & ~failed
+
+        def body(carry):
+            state, buffer, done, _ = carry
+            params, opt_state, metrics = epoch(state.params, state.opt_state, X, y, key,
+                                               start + done)
+            buffer = {name: buffer[name].at[done].set(metrics[name].astype(buffer[name].dtype))
+                      for name in buffer}
+            ok = jnp.isfinite(metrics["loss"]) & _all_finite((params, opt_state))
+            new_state = RunState(params, opt_state, state.params, state.opt_state)
+            state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
+            return state, buffer, done + ok.astype(done.dtype), ~ok
+
+        state, buffer, done, _ = lax.while_loop(
+            not_done, body, (state, buffer, jnp.zeros((), jnp.int32), jnp.asarray(False)))
+        return ChunkResult(state, buffer, done)
+
+    return run
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _run_program(static, batch_size, dynamic, state, X, y, key, start, count):
+    run = epochs_function(combine(dynamic, static), batch_size)
+    return run(state, X, y, key, start, count)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _runs_program(static, batch_size, stacked, dynamic, state, X, y, key, start, count):
+    def one(dynamic, state, X, y, key):
+        run = epochs_function(combine(dynamic, static), batch_size)
+        return run(state, X, y, key, start, count)
+
+    return jax.vmap(one, in_axes=(0 if stacked else None, 0, 0, 0, 0))(dynamic, state, X, y,
+                                                                       key)
+
+
+def chunk_program(components: Components, batch_size: int | None) -> BoundProgram:
+    """``epochs_function(components, batch_size)`` jitted: ``program(state, X, y, key,
+    start, count) -> ChunkResult``, with ``start`` and ``count`` int32 scalars.
+    Components of one structure share the compiled program."""
+    return BoundProgram(_run_program, components, batch_size)
+
+
+def runs_program(components: Components, batch_size: int | None, *,
+                 stacked: bool = False) -> BoundProgram:
+    """Many independent runs in one compiled loop: ``chunk_program`` ``jax.vmap``-ed over
+    a leading run axis ``S`` of ``state``, ``X``, ``y`` and ``key`` (``start`` and
+    ``count`` are shared; the result's leaves carry the run axis, ``done`` is ``(S,)``).
+    With ``stacked=True`` the numeric leaves of the components (the hyperparameters of
+    models and optimizers of one structure, stacked with ``purenn.pytrees.stack``) carry
+    the run axis too: one program trains a grid of hyperparameters. One compile per
+    structure, as for ``chunk_program``."""
+    return BoundProgram(_runs_program, components, batch_size, stacked)
+
+
+# --- fit ----------------------------------------------------------------------------------
+
+
+def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array,
+        epochs: int, batch_size: int | None = None, opt_state=None,
+        validation_data: tuple | None = None, patience: int | None = None,
+        initial_epoch: int = 0, log_every: int | None = 100,
+        log_fn: Callable[[str], Any] | None = print, progress: bool | None = None,
+        accuracy: Callable | None = None, checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None, resume: bool = True,
+        mesh: Mesh | None = None, data_axis: str = "data"):
+    """Train ``params`` for ``epochs`` epochs inside one compiled loop.
+
+    Args:
+      model, loss, optimizer, accuracy, mesh, data_axis: as for ``train_step``.
+      params: the initial parameters, e.g. ``model.init(key)``.
+      X: inputs ``(N, features)``; y: labels ``(N,)``/one-hot ``(N, C)`` or binary targets
+        ``(N, J)``. Validated once, here: finite inputs, matching sample counts, labels in
+        range.
+      key: the run's key; epoch ``e`` draws from ``epoch_keys(key, e)``.
+      epochs: how many epochs this call runs, >= 1: epochs ``initial_epoch`` to
+        ``initial_epoch + epochs - 1``.
+      batch_size: ``None`` for full batch (the book's experiments); otherwise shuffled
+        minibatches from the epoch's key, every sample once per epoch.
+      opt_state: the optimizer state to continue from; ``optimizer.init(params)`` if None.
+      validation_data: ``(X_val, y_val)``, evaluated in inference mode after each log
+        epoch (every ``log_every`` epochs, 100 when not logging) and after the last one;
+        ``history`` gets ``val_epoch``, ``val_loss``, ``val_accuracy`` and ``validation``
+        (the final evaluation, printed as the book's validation line).
+      patience: early stopping: stop after this many validation evaluations without a
+        lower validation loss, and return the params and optimizer state of the best
+        one (``history["best_epoch"]``: the epoch after which they were taken). Needs
+        ``validation_data``; None (default) trains every epoch, as the book does. A run
+        resumed from its checkpoint counts afresh from the resume (the best params
+        before it are not in the checkpoint).
+      initial_epoch: the first epoch's number: continue a run's key schedule, e.g. 40
+        epochs, then ``epochs=60, initial_epoch=40, opt_state=<the returned state>``
+        ends bit-identical to 100 epochs in one call.
+      log_every: print the book's log line every this many epochs (0 or None: never).
+      log_fn: where log lines go (``print`` by default; None to silence). With several
+        processes (``jax.distributed``) only process 0 logs. With ``validation_data`` the
+        run ends with the last epoch's line (unless it was just printed), a line saying
+        where early stopping stopped (if it did), then the book's validation line.
+      progress: show a tqdm progress bar; by default on for runs of >= 1000 epochs when
+        stderr is a terminal.
+      checkpoint_path, checkpoint_every: save ``params``, ``opt_state``, the next epoch,
+        the key and the history to this safetensors file every ``checkpoint_every`` epochs,
+        at the end and when interrupted (``KeyboardInterrupt``: the last finished chunk is
+        saved, then the exception goes on). With ``resume=True`` and an existing file,
+        the run continues from it and ends bit-identical to an uninterrupted run.
+
+    Returns:
+      ``(params, opt_state, history)``; ``history`` maps ``epoch`` and each metric
+      (``loss, data_loss, reg_loss, accuracy, learning_rate``) to a NumPy array with one
+      entry per epoch, plus the validation entries above when ``validation_data`` is given.
+
+    Raises:
+      DivergenceError: when the loss, the parameters or the optimizer state become NaN or
+        inf; the exception holds the last state whose loss was finite. ``fit`` never
+        returns a non-finite state.
+      ValueError: bad arguments, e.g. a last layer that does not fit the loss.
+    """
+    setup, params, opt_state = setup_fit(
+        model, loss, optimizer, params, X, y, opt_state, key=key, epochs=epochs,
+        batch_size=batch_size, validation_data=validation_data, patience=patience,
+        initial_epoch=initial_epoch, log_every=log_every, accuracy=accuracy,
+        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, mesh=mesh,
+        data_axis=data_axis, chunk=CHUNK)
+    history = History(setup.names, setup.first)
+    params, opt_state, start = _resume(setup, params, opt_state, history, resume)
+    if jax.process_index() != 0:
+        log_fn = None
+    outcome = _train_chunks(setup, RunState(params, opt_state, params, opt_state), start,
+                            history, log_fn, progress)
+    return _finish(setup, outcome, history, log_fn)
+
+
+def _resume(setup: FitSetup, params, opt_state, history: History, resume: bool):
+    """``(params, opt_state, first epoch to train)``: the run's checkpoint's when it
+    resumes one (``history`` then holds the saved history), else the initial ones."""
+    path = setup.checkpoint_path
+    if path is None or not resume or not os.path.exists(path):
+        return params, opt_state, setup.first
+    params, opt_state, start, _ = resume_run(path, params, opt_state, setup.key, history)
+    if setup.placement is not None:
+        params, opt_state = jax.device_put((params, opt_state), setup.placement.replicated)
+    else:  # uncommitted, as the caller's arrays are: the same compiled program serves
+        params, opt_state = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
+                                         (params, opt_state))
+    # A shorter earlier run validated after its last epoch too; this one does not.
+    history.keep_validation(lambda epoch: epoch % setup.every == 0)
+    if start > setup.end:
+        raise ValueError(f"the checkpoint {path!r} is at epoch {start}, past the run's "
+                         f"last epoch {setup.end - 1}; raise epochs or pass resume=False")
+    return params, opt_state, start
+
+
+class _Outcome(NamedTuple):
+    """Where the chunk loop ended."""
+
+    state: RunState  # the state entering next_epoch
+    next_epoch: int
+    run_start: int  # the first epoch this call trained (after a resume)
+    best: tuple | None  # (val_loss, epoch, params, opt_state) of the best validation point
+    stopped: bool  # early stopping ended the run
+
+
+def _next_stop(start: int, end: int, every: int, checkpoint_every: int | None) -> int:
+    """The last epoch of the chunk that begins at ``start``: the next multiple of
+    ``every`` (where the log line and validation go; epoch 0 included, so its line comes
+    at once), the epoch before the next multiple of ``checkpoint_every``, ``CHUNK``
+    epochs on, or the run's last epoch ``end - 1``."""
+    stop = min(end - 1, start + CHUNK - 1, -(-start // every) * every)
+    if checkpoint_every:
+        stop = min(stop, -(-(start + 1) // checkpoint_every) * checkpoint_every - 1)
+    return max(stop, start)
+
+
+def _train_chunks(setup: FitSetup, state: RunState, start: int, history: History,
+                  log_fn, progress) -> _Outcome:
+    """Run epochs ``start`` to ``setup.end - 1`` chunk by chunk: after each, print its
+    log lines, validate, watch for early stopping, save the checkpoint and move the
+    progress bar. An interrupt saves the last finished chunk, then goes on."""
+    s = setup
+    program = chunk_program(s.components, s.batch_size)
+    bar = progress_bar(progress, s.end - s.first, initial=start - s.first)
+    write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
+    # ``current`` is (state, next epoch), replaced in one assignment, so an interrupt
+    # always sees a state and the epoch it enters together.
+    current, run_start = (state, start), start
+    best, waited, stopped = None, 0, False
+    try:
+        while start < s.end:
+            stop = _next_stop(start, s.end, s.every, s.checkpoint_every)
+            result = program(current[0], s.X, s.y, s.key, np.int32(start),
+                             np.int32(stop - start + 1))
+            chunk = {name: np.asarray(values) for name, values in result.metrics.items()}
+            done = int(result.done)
+            if done < stop - start + 1:
+                raise _divergence(result, chunk, done, start, run_start, history)
+            history.extend(chunk, done)
+            validated = s.evaluator is not None and (stop % s.every == 0 or stop + 1 == s.end)
+            if validated:  # before the state is taken, so an interrupt keeps them together
+                metrics = s.evaluator(result.state.params, *s.validation_data)
+                history.add_validation(stop, metrics)
+            current = (result.state, stop + 1)
+            state, start = current
+            _write_log_lines(write, s.log_every, chunk, done, stop)
+            if validated:
+                if best is None or metrics["loss"] < best[0]:
+                    best, waited = (metrics["loss"], stop, state.params, state.opt_state), 0
+                else:
+                    waited += 1
+            if s.checkpoint_path is not None and (start == s.end or (
+                    s.checkpoint_every and start % s.checkpoint_every == 0)):
+                save_run(s.checkpoint_path, state.params, state.opt_state, start, s.key,
+                         history)
+            if bar is not None:
+                bar.update(start - s.first - bar.n)
+            if s.patience is not None and waited >= s.patience and start < s.end:
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        if s.checkpoint_path is not None:
+            state, start = current
+            history.truncate(start - s.first)
+            history.keep_validation(lambda epoch: epoch < start)
+            save_run(s.checkpoint_path, state.params, state.opt_state, start, s.key, history)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return _Outcome(*current, run_start, best, stopped)
+
+
+def _write_log_lines(write, log_every, chunk: dict, done: int, stop: int) -> None:
+    """The book's line of every epoch of the chunk ending at ``stop`` that is a multiple
+    of ``log_every``."""
+    for offset in range(done):
+        epoch = stop + 1 - done + offset
+        if write is not None and log_every and epoch % log_every == 0:
+            write(format_log_line(epoch, {name: values[offset]
+                                          for name, values in chunk.items()}))
+
+
+def _finish(setup: FitSetup, outcome: _Outcome, history: History, log_fn):
+    """``fit``'s result: the last state (or early stopping's best), the history, the
+    final validation and, with validation data, the run's closing lines."""
+    params, opt_state = outcome.state.params, outcome.state.opt_state
+    out = history.arrays(with_validation=setup.evaluator is not None)
+    last = outcome.next_epoch - 1
+    if setup.patience is not None:
+        if outcome.best is None:  # nothing left to train: a finished run's checkpoint
+            out["best_epoch"] = last
+        else:
+            _, out["best_epoch"], params, opt_state = outcome.best
+    if setup.evaluator is not None:
+        out["validation"] = setup.evaluator(params, *setup.validation_data)
+        if log_fn is not None:
+            # The validation line follows the line of the last epoch trained.
+            log_every = setup.log_every
+            if outcome.next_epoch > outcome.run_start and not (
+                    log_every and last % log_every == 0):
+                log_fn(format_log_line(last, {name: out[name][-1] for name in setup.names}))
+            if outcome.stopped:
+                log_fn(f"early stopping after epoch {last}: no lower validation loss in "
+                       f"{setup.patience} evaluations; returning the params of epoch "
+                       f"{out['best_epoch']} (validation loss {outcome.best[0]:.3f})")
+            log_fn(format_validation_line(out["validation"]))
+    return params, opt_state, out
+
+
+def _divergence(result, chunk, done, start, run_start, history):
+    """The error for a chunk whose epoch ``start + done`` failed, carrying the last state
+    whose loss was finite. Only runs when training has diverged."""
+    bad = start + done
+    loss = chunk["loss"][done]
+    failed = result.state
+    history.extend(chunk, done)
+    if np.isfinite(loss):
+        what = f"the parameters or the optimizer state became non-finite at epoch {bad}"
+        params, opt_state, state_epoch = failed.params, failed.opt_state, bad
+    elif bad > run_start:
+        what = f"the loss became {loss} at epoch {bad}"
+        params, opt_state = failed.previous_params, failed.previous_opt_state
+        state_epoch = bad - 1
+        history.truncate(history.epochs_done() - 1)
+    else:
+        what = f"the loss became {loss} at epoch {bad}, the run's first"
+        params, opt_state, state_epoch = failed.params, failed.opt_state, bad
+    return DivergenceError(
+        f"{what}: training diverged. The exception keeps the last state with a finite loss, "
+        f"entering epoch {state_epoch} (.params, .opt_state, .state_epoch, .history); lower "
+        f"the learning rate or clip the gradients: "
+        f"pn.optimizers.chain(pn.optimizers.clip_by_global_norm(1.0), ...)",
+        epoch=bad, state_epoch=state_epoch, params=params, opt_state=opt_state,
+        history=history.arrays(with_validation=False))
