@@ -22,6 +22,7 @@ from purenn.experiments import DATA, OPTIMIZERS, Config
 
 __all__ = [
     "DEFAULT_EPOCHS",
+    "GROUPS",
     "OPTIONS",
     "PICTURE",
     "RUNS",
@@ -35,9 +36,9 @@ __all__ = [
 DEFAULT_EPOCHS = 10001
 RUNS, SUMMARY, PICTURE = "runs.csv", "summary.csv", "sweep.png"  # purenn sweep's files
 
-RUN = ("book", "train")  # the commands that make one run (of one or more seeds)
-TRAIN_AND_SWEEP = ("train", "sweep")
-ALL = ("book", "train", "sweep")
+_RUN = ("book", "train")  # the commands that make one run (of one or more seeds)
+_TRAIN_AND_SWEEP = ("train", "sweep")
+_ALL = ("book", "train", "sweep")
 
 # The help sections, in order, and their descriptions.
 GROUPS = {
@@ -84,20 +85,18 @@ class Option:
         return max(self.flags, key=len)
 
     def arguments(self, command: str) -> dict:
-        """The keyword arguments of ``add_argument`` for ``command``."""
-        help_ = self.help
+        """The keyword arguments of ``add_argument`` for ``command``. In ``sweep`` an
+        option of ``train`` takes a comma list (``sweepable``) or refuses one."""
+        help_ = (self.sweep_help if command == "sweep" else None) or self.help
         if self.switch:
-            return dict(action="store_true",
-                        help=self.sweep_help if command == "sweep" and self.sweep_help else help_)
+            return dict(action="store_true", help=help_)
         kind, metavar = self.type, self.metavar
-        if command == "sweep" and "train" in self.commands:  # train's option, swept or single
-            if self.sweepable:
-                kind = values.listed(self.type)
-                metavar = f"{self.metavar or self.dest.upper()}[,...]"
-                help_ = (help_ + "; " if help_ else "") + "a comma list sweeps it"
-            else:
-                kind = values.single(self.type, self.one_value)
-            help_ = self.sweep_help or help_
+        if command == "sweep" and "train" in self.commands and self.sweepable:
+            kind = values.listed(self.type)
+            metavar = f"{self.metavar or self.dest.upper()}[,...]"
+            help_ = (help_ + "; " if help_ else "") + "a comma list sweeps it"
+        elif command == "sweep" and "train" in self.commands:
+            kind = values.single(self.type, self.one_value)
         arguments = dict(type=kind, default=self.default, metavar=metavar,
                          choices=self.choices, nargs=self.nargs, help=help_)
         if self.required:  # argparse refuses the keyword for positional arguments
@@ -107,7 +106,7 @@ class Option:
 
 def _penalty(name: str) -> Option:
     what, kind = name.split("-")
-    return Option((f"--{name}",), TRAIN_AND_SWEEP, "model",
+    return Option((f"--{name}",), _TRAIN_AND_SWEEP, "model",
                   f"{kind.upper()} penalty on the hidden layers' "
                   f"{'weights' if what == 'weight' else 'biases'} (default 0)",
                   type=values.nonnegative_float, default=0.0, metavar="LAMBDA",
@@ -115,7 +114,7 @@ def _penalty(name: str) -> Option:
 
 
 def _optimizer_argument(flag, kind, metavar, help_=None) -> Option:
-    return Option((flag,), TRAIN_AND_SWEEP, "optimizer", help_, type=kind, metavar=metavar,
+    return Option((flag,), _TRAIN_AND_SWEEP, "optimizer", help_, type=kind, metavar=metavar,
                   sweepable=True)
 
 
@@ -135,28 +134,28 @@ OPTIONS: tuple[Option, ...] = (
            f"keep the runs already in DIR/{RUNS} (same values, seed and options) and train "
            f"only the missing ones", switch=True),
     # what a run trains: data, model, optimizer (purenn book takes the book's)
-    Option(("--data",), TRAIN_AND_SWEEP, "data", "the data set (default spiral)",
+    Option(("--data",), _TRAIN_AND_SWEEP, "data", "the data set (default spiral)",
            choices=DATA, default="spiral"),
-    Option(("--samples",), TRAIN_AND_SWEEP, "data", "training samples per class (default 100)",
+    Option(("--samples",), _TRAIN_AND_SWEEP, "data", "training samples per class (default 100)",
            type=values.positive_int, default=100, metavar="N", sweepable=True),
-    Option(("--classes",), TRAIN_AND_SWEEP, "data",
+    Option(("--classes",), _TRAIN_AND_SWEEP, "data",
            "number of classes (default 3; 2 with --binary)",
            type=values.positive_int, metavar="C", sweepable=True),
-    Option(("--validation-samples",), TRAIN_AND_SWEEP, "data",
+    Option(("--validation-samples",), _TRAIN_AND_SWEEP, "data",
            "validation samples per class, drawn with another key (default 100; 0: no "
            "validation)", type=values.nonnegative_int, default=100, metavar="N",
            sweepable=True),
-    Option(("--hidden",), TRAIN_AND_SWEEP, "model",
+    Option(("--hidden",), _TRAIN_AND_SWEEP, "model",
            "hidden layer sizes, one dense -> ReLU block each (default 64)",
            type=values.positive_int, nargs="+", default=[64], metavar="H"),
     *(_penalty(name) for name in ("weight-l1", "weight-l2", "bias-l1", "bias-l2")),
-    Option(("--dropout",), TRAIN_AND_SWEEP, "model",
+    Option(("--dropout",), _TRAIN_AND_SWEEP, "model",
            "dropout after each hidden ReLU; RATE is the fraction dropped, in [0, 1) "
            "(default 0: none)", type=values.fraction, default=0.0, metavar="RATE",
            sweepable=True),
-    Option(("--binary",), TRAIN_AND_SWEEP, "model",
+    Option(("--binary",), _TRAIN_AND_SWEEP, "model",
            "one sigmoid output with binary cross-entropy (2 classes)", switch=True),
-    Option(("--optimizer",), TRAIN_AND_SWEEP, "optimizer", "default adam",
+    Option(("--optimizer",), _TRAIN_AND_SWEEP, "optimizer", "default adam",
            choices=list(OPTIMIZERS), default="adam"),
     _optimizer_argument("--learning-rate", values.positive_float, "LR"),
     _optimizer_argument("--decay", values.nonnegative_float, "D",
@@ -166,57 +165,57 @@ OPTIONS: tuple[Option, ...] = (
     _optimizer_argument("--rho", values.fraction, "RHO", "rmsprop only"),
     _optimizer_argument("--beta-1", values.fraction, "B1", "adam only"),
     _optimizer_argument("--beta-2", values.fraction, "B2", "adam only"),
-    Option(("--batch-size",), TRAIN_AND_SWEEP, "optimizer",
+    Option(("--batch-size",), _TRAIN_AND_SWEEP, "optimizer",
            "shuffled minibatches of B samples (default: full batch)",
            type=values.positive_int, metavar="B", sweepable=True),
     # how it runs
-    Option(("--epochs",), ALL, "running",
+    Option(("--epochs",), _ALL, "running",
            f"epochs to train, at most {MAX_EPOCHS} (default {DEFAULT_EPOCHS}: the book "
            f"prints epochs 0 to 10000)", type=values.epochs_int, metavar="N", sweepable=True),
-    Option(("--seed",), ALL, "running",
+    Option(("--seed",), _ALL, "running",
            "the run's seed: data, initial weights and dropout masks come from "
            "jax.random.key(S) (default 0)", type=values.seed_int, default=0, metavar="S",
            sweep_help="the first seed (default 0): run i of a combination uses seed S + i, "
                       "its data, initial weights and dropout masks, as 'purenn train --seed "
                       "S+i'",
            one_value="--seed is the first seed; --seeds N trains N seeds (S, S+1, ...)"),
-    Option(("--seeds",), RUN, "running",
+    Option(("--seeds",), _RUN, "running",
            "train N seeds (S, S+1, ...); print each seed's final lines, then the mean and "
            "standard deviation (ddof=1) over seeds of the training and validation accuracy "
            "and loss. No periodic log lines", type=values.positive_int, default=1,
            metavar="N"),
-    Option(("--no-cache",), ALL, "running",
+    Option(("--no-cache",), _ALL, "running",
            "do not keep compiled programs in the persistent compilation cache "
            "($XDG_CACHE_HOME/purenn, by default ~/.cache/purenn, which lets a second run "
            "skip compiling); also "
            f"{NO_CACHE_ENV}=1", switch=True),
     # what it writes
-    Option(("--log-every",), RUN, "output",
+    Option(("--log-every",), _RUN, "output",
            "print the book's log line every K epochs (default 100; 0: only the last "
            "epoch's). The last epoch's line and the validation line are always printed",
            type=values.nonnegative_int, default=100, metavar="K"),
-    Option(("--quiet", "-q"), ALL, "output",
+    Option(("--quiet", "-q"), _ALL, "output",
            "no progress bar, no periodic log lines and no notes: only the final results "
            "(the last epoch's line, the validation line, or the summary over seeds). The "
            "progress bar is also off when stderr is not a terminal or the run is under "
            "1000 epochs", switch=True,
            sweep_help="no progress bar and no notes: only the summary table (the bar is "
                       "also off when stderr is not a terminal)"),
-    Option(("--plot",), RUN, "output",
+    Option(("--plot",), _RUN, "output",
            "write a PNG: the decision regions of the trained model over the training "
            "points, beside the loss and accuracy curves (needs matplotlib: pip install "
            "'purenn[plot]')", metavar="FILE.png"),
-    Option(("--save",), RUN, "output",
+    Option(("--save",), _RUN, "output",
            "keep the run in FILE with purenn.checkpoint.save: pn.fit's checkpoint "
            "{'params', 'opt_state', 'epoch', 'key', 'history', ...}, written every "
            "--checkpoint-every epochs, at the end and on Ctrl-C (exit 130), so that "
            "--resume can continue it. With --seeds: {'params', 'opt_state'} at the end, "
            "every leaf with a leading axis, one entry per seed", metavar="FILE.safetensors"),
-    Option(("--checkpoint-every",), RUN, "output",
+    Option(("--checkpoint-every",), _RUN, "output",
            "with --save, write the checkpoint every N epochs (default: at each log line, "
            "every --log-every epochs; 0: only at the end and on Ctrl-C)",
            type=values.nonnegative_int, metavar="N"),
-    Option(("--resume",), RUN, "output",
+    Option(("--resume",), _RUN, "output",
            "continue the run kept in --save FILE (stopped with Ctrl-C, or shorter) up to "
            "--epochs; give the options it was started with. It ends bit-identical to an "
            "uninterrupted run", switch=True),

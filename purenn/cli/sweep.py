@@ -200,6 +200,7 @@ def _kept_runs(parser, path, previous, plan: _Plan) -> dict[tuple, Result]:
 
 
 def _csv_bytes(rows) -> bytes:
+    """``rows`` as the bytes of a CSV file, as ``csv.writer`` writes one (UTF-8)."""
     text = io.StringIO(newline="")
     csv.writer(text).writerows(rows)
     return text.getvalue().encode("utf-8")
@@ -225,8 +226,8 @@ class _RunsFile:
         self._file.close()
 
     def write(self, result: Result):
-        names, command = self.plan.names, self.plan.commands[
-            _row_key(self.plan.names, result.values, result.seed)]
+        names = self.plan.names
+        command = self.plan.commands[_row_key(names, result.values, result.seed)]
         self._writer.writerow([*(_text(result.values[name]) for name in names), result.seed,
                                *(_text(result.metrics[m]) for m in METRICS), command])
         self._file.flush()
