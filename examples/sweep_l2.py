@@ -14,7 +14,7 @@ L2 of 5e-4 on its biases, five seeds each: the same runs and numbers as
 import argparse
 import dataclasses
 
-from purenn import experiments, sweep
+from purenn import experiments, plotting, sweep
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=10001)
@@ -37,4 +37,4 @@ for cell in sweep.summarize(results):
           f"{m['val_accuracy']:.3f} ± {s['val_accuracy']:.3f}  "
           f"{m['gap']:.3f} ± {s['gap']:.3f}")
 if args.plot:
-    sweep.plot(args.plot, sweep.summarize(results), grid)
+    plotting.plot_sweep(args.plot, sweep.summarize(results), grid)

@@ -1,4 +1,5 @@
-"""The book's figures: decision regions over the training points, and training curves.
+"""Every figure: a run's decision regions over its training points beside its training
+curves (``plot_run``), and a sweep's accuracy against its swept values (``plot_sweep``).
 
 Needs matplotlib (``pip install 'purenn[plot]'``). Figures are drawn with matplotlib's
 object API on the Agg canvas, so nothing here touches pyplot's global state or needs a
@@ -8,11 +9,16 @@ display.
 from __future__ import annotations
 
 import functools
+import math
 import os
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from purenn.experiments import mean_std
+from purenn.sweep import Cell, format_value
 
 WIDTH, HEIGHT, DPI = 15.0, 4.5, 100  # inches, inches, dots per inch: a 1500 x 450 PNG
 GRID = 300  # grid points per axis for the decision regions
@@ -183,3 +189,185 @@ def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
     """
     fig = figure_run(run, binary=binary, title=title, seeds=seeds)
     fig.savefig(os.fspath(path), format="png", dpi=DPI)
+
+
+# --- sweeps ----------------------------------------------------------------------------
+
+_FEW = 3  # two options, one with at most this many values: lines, not heat maps
+_LABELS = {"train_accuracy": "training acc", "val_accuracy": "validation acc",
+           "gap": "gap (training - validation acc)"}
+
+
+def figure_sweep(summary: Sequence[Cell], grid: Mapping[str, Sequence]):
+    """The matplotlib ``Figure`` that ``plot_sweep`` saves (for a notebook or a test)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(grid)
+    if not names:
+        raise ValueError("nothing to plot: the grid varies no hyperparameter")
+    seeds = sorted({len(cell.seeds) for cell in summary})
+    over = f"mean ± std over {seeds[0] if len(seeds) == 1 else 'the'} seeds"
+    few = [name for name in names if len(grid[name]) <= _FEW]
+    if len(names) == 1:
+        fig = _lines(Figure, summary, grid, names[0], None, over)
+    elif len(names) == 2 and few:  # lines for the option with fewer values
+        line_name = min(reversed(few), key=lambda name: len(grid[name]))  # ties: the 2nd
+        x_name = next(name for name in names if name != line_name)
+        fig = _lines(Figure, summary, grid, x_name, line_name, over)
+    elif len(names) == 2:
+        fig = _heat_maps(Figure, summary, grid, names, over)
+    else:
+        fig = _panels(Figure, summary, grid, names)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_sweep(path: str | os.PathLike, summary: Sequence[Cell],
+               grid: Mapping[str, Sequence]) -> None:
+    """Write a PNG of a sweep's ``summary`` (from ``sweep.summarize``) over ``grid``: the
+    training and validation accuracy and their gap against the swept values, mean ± std
+    over seeds. One swept option: accuracy and gap against its values. Two, one of them
+    with at most 3 values: the same, one line per value of that one. Two with more
+    values: heat maps of the validation accuracy, the training accuracy and the gap, each
+    cell annotated with its mean ± std. More: one column per option, each value's mean ±
+    std over every run that has it."""
+    figure_sweep(summary, grid).savefig(os.fspath(path), format="png", dpi=DPI)
+
+
+def _value_key(value):
+    return float(value)
+
+
+def _lookup(summary):
+    return {tuple(_value_key(v) for v in cell.values.values()): cell for cell in summary}
+
+
+def _panels(Figure, summary, grid, names):
+    """Three or more options: one column per option, accuracy above, gap below."""
+    fig = Figure(figsize=(4.6 * len(names) + 0.4, 6.4), dpi=DPI)
+    axes = fig.subplots(2, len(names), squeeze=False, sharey="row")
+    colours = {"train_accuracy": "tab:blue", "val_accuracy": "tab:red", "gap": "black"}
+    for column, name in enumerate(names):
+        values = list(grid[name])
+        positions = np.arange(len(values))
+        for row, metrics in enumerate((("train_accuracy", "val_accuracy"), ("gap",))):
+            ax = axes[row][column]
+            for offset, metric in zip((-0.04, 0.04) if len(metrics) == 2 else (0.0,),
+                                      metrics):
+                means, stds = [], []
+                for value in values:  # every run with this value: other options, seeds
+                    runs = [m for cell in summary
+                            if _value_key(cell.values[name]) == _value_key(value)
+                            for m in cell.per_seed[metric]]
+                    mean, std = mean_std(runs) if runs else (math.nan,) * 2
+                    means.append(mean)
+                    stds.append(std)
+                if all(math.isnan(m) for m in means):
+                    continue
+                ax.errorbar(positions + offset, means, yerr=stds, marker="o", capsize=4,
+                            color=colours[metric], label=_LABELS[metric], linewidth=1.4)
+            ax.set_xticks(positions, [format_value(v) for v in values])
+            ax.set_xlim(-0.5, len(values) - 0.5)
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel(name)
+                ax.axhline(0, color="grey", linewidth=0.8)
+            if column == 0:
+                ax.set_ylabel("accuracy" if row == 0 else "training - validation acc")
+                ax.legend(loc="best", fontsize="small")
+    fig.suptitle("final accuracy against each option (mean ± std over the seeds and the "
+                 "other options' values)")
+    fig.tight_layout()
+    return fig
+
+
+def _lines(Figure, summary, grid, x_name, line_name, over):
+    """Accuracy and gap against ``x_name``: one option (``line_name`` None), or two, one
+    colour per value of ``line_name``."""
+    xs = list(grid[x_name])
+    lines = [None] if line_name is None else list(grid[line_name])
+    positions = np.arange(len(xs))
+
+    def key(cell):
+        return tuple(_value_key(cell.values[name]) for name in (x_name, line_name)
+                     if name is not None)
+
+    cells_by_values = {key(c): c for c in summary}
+    fig = Figure(figsize=(13.0, 4.8), dpi=DPI)
+    accuracy, gap = fig.subplots(1, 2)
+    spread = 0.06 * (np.arange(len(lines)) - (len(lines) - 1) / 2)
+    for k, (line, offset) in enumerate(zip(lines, spread)):
+        for ax, metric, style in ((accuracy, "train_accuracy", "--"),
+                                  (accuracy, "val_accuracy", "-"), (gap, "gap", "-")):
+            cells = [cells_by_values.get((_value_key(x),) if line is None
+                                         else (_value_key(x), _value_key(line)))
+                     for x in xs]
+            means = [c.mean[metric] if c else math.nan for c in cells]
+            stds = [c.std[metric] if c else math.nan for c in cells]
+            if all(math.isnan(m) for m in means):
+                continue
+            if line is None:
+                colour = {"train_accuracy": "tab:blue", "val_accuracy": "tab:red",
+                          "gap": "black"}[metric]
+                label = {"train_accuracy": "training", "val_accuracy": "validation",
+                         "gap": "training - validation"}[metric]
+            else:
+                colour = _COLOURS[k % len(_COLOURS)]
+                label = f"{line_name} {format_value(line)}" + {
+                    "train_accuracy": ", training", "val_accuracy": ", validation",
+                    "gap": ""}[metric]
+            ax.errorbar(positions + offset, means, yerr=stds, marker="o", capsize=4,
+                        color=colour, linestyle=style, linewidth=1.4, label=label)
+    for ax, title in ((accuracy, "training (dashed) and validation (solid) accuracy"),
+                      (gap, _LABELS["gap"])):
+        ax.set_xticks(positions, [format_value(x) for x in xs])
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.set_xlabel(x_name)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    gap.axhline(0, color="grey", linewidth=0.8)
+    against = x_name if line_name is None else f"{x_name} and {line_name}"
+    fig.suptitle(f"final accuracy against {against} ({over})")
+    fig.tight_layout()
+    return fig
+
+
+def _heat_maps(Figure, summary, grid, names, over):
+    rows, columns = (list(grid[name]) for name in names)
+    cells_by_key = _lookup(summary)
+    metrics = ("val_accuracy", "train_accuracy", "gap")
+    width = max(4.2, 0.95 * len(columns) + 1.6)
+    height = max(3.6, 0.6 * len(rows) + 1.8)
+    fig = Figure(figsize=(width * 3, height), dpi=DPI)
+    axes = fig.subplots(1, 3)
+    for ax, metric in zip(axes, metrics):
+        mean = np.full((len(rows), len(columns)), np.nan)
+        std = np.full_like(mean, np.nan)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(columns):
+                cell = cells_by_key.get((_value_key(r), _value_key(c)))
+                if cell is not None:
+                    mean[i, j], std[i, j] = cell.mean[metric], cell.std[metric]
+        cmap = "magma" if metric == "gap" else "viridis"
+        image = ax.imshow(mean, cmap=cmap, aspect="auto", origin="lower")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        finite = mean[np.isfinite(mean)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for i in range(len(rows)):
+            for j in range(len(columns)):
+                if np.isfinite(mean[i, j]):
+                    dark = mean[i, j] < middle
+                    ax.text(j, i, f"{mean[i, j]:.3f}\n± {std[i, j]:.3f}", ha="center",
+                            va="center", fontsize="small",
+                            color="white" if dark else "black")
+        ax.set_xticks(np.arange(len(columns)), [format_value(v) for v in columns])
+        ax.set_yticks(np.arange(len(rows)), [format_value(v) for v in rows])
+        ax.set_xlabel(names[1])
+        ax.set_ylabel(names[0])
+        ax.set_title(_LABELS[metric])
+    fig.suptitle(f"final accuracy against {names[0]} and {names[1]} ({over})")
+    fig.tight_layout()
+    return fig

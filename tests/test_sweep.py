@@ -23,7 +23,9 @@ import jax
 import numpy as np
 import pytest
 
+import purenn as pn
 from purenn import cli, experiments, plotting, sweep
+from purenn.cli import options
 from purenn.experiments import Config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +118,8 @@ def test_each_run_is_the_run_purenn_train_makes(results, index):
 
 
 def test_a_dropout_rate_of_0_keeps_the_layer_in_a_sweep_of_dropout():
+    # The padding is internal (its runs are those of the unpadded models, tested above), so
+    # which pieces it adds is seen only through the private _padding and _run_components.
     grid = {"weight_l2": [0.0, 1e-4], "dropout": [0.0, 0.1], "learning_rate": [0.01, 0.02]}
     # one after another only where it is bit for bit the run without the piece (dropout);
     # vmapped (equal to rounding only, anyway) penalty terms of strength 0 too
@@ -148,6 +152,40 @@ def test_summarize_is_the_mean_and_sample_std_over_seeds(results):
         assert cell.per_seed["gap"] == pytest.approx(gaps)
 
 
+def made_up_summary(grid):
+    """A summary over ``grid`` with made-up numbers, two seeds a cell: nothing trained."""
+    summary = []
+    for i, values in enumerate(sweep.cells(grid)):
+        mean = {name: 0.5 + 0.01 * i for name in (*sweep.METRICS, "gap")}
+        per_seed = {name: [value - 0.01, value + 0.01] for name, value in mean.items()}
+        summary.append(sweep.Cell(values, [0, 1], mean, dict.fromkeys(mean, 0.01), per_seed))
+    return summary
+
+
+@pytest.mark.parametrize("grid, axes", [
+    ({"dropout": [0.0, 0.1]}, 2),  # accuracy and gap against the values
+    ({"weight_l2": [0.0, 1e-4, 5e-4, 1e-3], "dropout": [0.0, 0.1]}, 2),  # a line per rate
+    ({"weight_l2": [0.0, 1e-4, 5e-4, 1e-3], "dropout": [0.0, 0.1, 0.2, 0.3]}, 6),  # 3 maps
+    ({"weight_l2": [0.0, 1e-4], "dropout": [0.0, 0.1], "learning_rate": [0.01, 0.02]}, 6),
+])
+def test_plot_sweep_has_a_layout_for_each_shape_of_grid(grid, axes, tmp_path):
+    summary = made_up_summary(grid)
+    assert len(plotting.figure_sweep(summary, grid).axes) == axes  # maps: with colour bars
+    plotting.plot_sweep(tmp_path / "sweep.png", summary, grid)
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="nothing to plot: the grid varies no hyperparameter"):
+        plotting.figure_sweep(summary, {})
+
+
+def test_the_library_does_not_import_the_command():
+    code = ("import sys, purenn, purenn.experiments, purenn.plotting, purenn.sweep; "
+            "print(sorted(name for name in sys.modules if name.startswith('purenn.cli')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_on_result_and_skip(results):
     seen = []
     done = {(0.0, 0.0, 0), (5e-4, 0.1, 1)}
@@ -166,12 +204,14 @@ def test_on_result_and_skip(results):
 def test_vmapped_runs_are_the_sequential_runs(monkeypatch):
     # The path accelerators take, forced on the CPU, in float64: the same runs to
     # rounding (vmapped dots may sum in another order). Two groups of 4, as if the
-    # device's memory held 4 runs.
+    # device's memory held 4 runs: the device's memory decides the group size, so the
+    # test replaces the private _group_size (and sees how many runs each structure has).
     results = sweep.run_grid(BASE, GRID, SEEDS, mode="sequential", progress=False)
     sizes = []
 
-    def group_size(config, params, count):
+    def group_size(configs, count):
         sizes.append(count)
+        assert len(configs) == count
         return 4
 
     monkeypatch.setattr(sweep, "_group_size", group_size)
@@ -333,8 +373,7 @@ def test_the_command_column_rebuilds_the_runs_config(swept):
     _, rows = read_csv(out / "runs.csv")
     for row in rows:
         args = cli.build_parser().parse_args(shlex.split(row["command"])[1:])
-        config_from_args = getattr(cli, "config_from_args", None) or cli._train_config
-        config = config_from_args(args, args.parser)
+        config = cli.config_from_args(args, args.parser)
         expected = dataclasses.replace(BASE, weight_l2=float(row["weight_l2"]),
                                        dropout=float(row["dropout"]))
         assert config == expected
@@ -387,15 +426,15 @@ def test_an_existing_sweep_needs_resume(swept, tmp_path):
 
 
 def test_interrupted_sweep_keeps_the_finished_rows(tmp_path, monkeypatch):
-    train_one, calls = sweep._train_one, []
+    fit, calls = pn.fit, []
 
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, **kwargs):  # Ctrl-C during the third run (each is one pn.fit)
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return train_one(*args, **kwargs)
+        return fit(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "_train_one", interrupted)
+    monkeypatch.setattr(pn, "fit", interrupted)
     code, stdout, err = call([*SWEEP_ARGS, "--out", tmp_path])
     assert code == 130
     assert "interrupted after 2 of 8 runs" in err and "--resume" in err
@@ -453,13 +492,22 @@ def test_out_is_required_and_must_be_a_folder(tmp_path):
 
 
 def test_sweep_takes_every_option_of_train():
+    # The parsers as built: argparse has no public way to list a parser's options.
     parser = cli.build_parser()
     subcommands = parser._subparsers._group_actions[0].choices
     train, sweep_parser = subcommands["train"], subcommands["sweep"]
-    options = {o for a in train._actions for o in a.option_strings}
+    train_options = {o for a in train._actions for o in a.option_strings}
     mine = {o for a in sweep_parser._actions for o in a.option_strings}
-    assert options - mine == set(sweep._LEFT_OUT) & options
+    # all but those that write one run's own files
+    assert train_options - mine == {"--plot", "--save", "--log-every", "--checkpoint-every"}
     assert {"--out", "--resume", "--seeds"} <= mine
+
+
+def test_the_sweepable_options_are_what_the_library_sweeps():
+    swept = [o.dest for o in options.OPTIONS if o.sweepable]
+    assert sorted(swept) == sorted(sweep.SWEEPABLE)
+    assert all("train" in o.commands and "sweep" in o.commands
+               for o in options.OPTIONS if o.sweepable)
 
 
 def test_a_sweep_from_the_shell(tmp_path):
