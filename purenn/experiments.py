@@ -47,6 +47,7 @@ __all__ = [
     "components",
     "default_mode",
     "estimate_memory",
+    "memory_limit",
     "final_metrics",
     "fit_seeds",
     "mean_std",
@@ -273,6 +274,25 @@ class MemoryEstimate(NamedTuple):
     @property
     def total(self) -> int:
         return self.state + self.data + self.activations
+
+
+def memory_limit() -> tuple[int, str] | None:
+    """``(bytes, whose)``: the memory a run can use and whose it is, the accelerator's
+    (``"the GPU's memory"``) or, on a CPU, this machine's; None when neither says."""
+    device = jax.devices()[0]
+    try:
+        stats = device.memory_stats()
+    except (RuntimeError, NotImplementedError, AttributeError):
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"the {device.platform.upper()}'s memory"
+    if device.platform == "cpu":
+        try:
+            return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+                    "this machine's memory")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return None
 
 
 def estimate_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> MemoryEstimate:

@@ -381,7 +381,7 @@ def _structure(config: Config, padding):
 
 
 _MEMORY_FRACTION = 0.5  # of the device's memory, for one vmapped group
-_FALLBACK_MEMORY = 2**30  # bytes, when the device does not say
+_FALLBACK_MEMORY = 2**30  # bytes, when neither the device nor the machine says
 
 
 def _group_size(configs: Sequence[Config], count: int) -> int:
@@ -391,11 +391,8 @@ def _group_size(configs: Sequence[Config], count: int) -> int:
     twice (the loop keeps the best ones beside them)."""
     needs = [experiments.estimate_memory(config, 1, vmap=True) for config in set(configs)]
     per_run = max(need.total + need.state for need in needs)
-    try:
-        stats = jax.devices()[0].memory_stats() or {}
-    except (RuntimeError, NotImplementedError, AttributeError):  # not every backend says
-        stats = {}
-    budget = _MEMORY_FRACTION * stats.get("bytes_limit", _FALLBACK_MEMORY)
+    limit = experiments.memory_limit()
+    budget = _MEMORY_FRACTION * (_FALLBACK_MEMORY if limit is None else limit[0])
     return int(max(1, min(count, budget // max(per_run, 1))))
 
 

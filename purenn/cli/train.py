@@ -142,28 +142,10 @@ def _format_bytes(count: float) -> str:
     return f"{count:.0f} bytes" if units[0] == "bytes" else f"{count:.1f} {units[0]}"
 
 
-def _memory_limit() -> tuple[int, str] | None:
-    """The memory a run can use and whose it is: the accelerator's, or this machine's."""
-    device = jax.devices()[0]
-    try:
-        stats = device.memory_stats()
-    except (RuntimeError, NotImplementedError, AttributeError):
-        stats = None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"]), f"the {device.platform.upper()}'s memory"
-    if device.platform == "cpu":
-        try:
-            return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-                    "this machine's memory")
-        except (AttributeError, ValueError, OSError):
-            return None
-    return None
-
-
 def _check_memory(parser, config: Config, args, hint: str):
     """Refuse a run whose parameters, optimizer state, data and activations cannot fit,
     before any of them is allocated."""
-    limit = _memory_limit()
+    limit = experiments.memory_limit()
     if limit is None:
         return
     vmap = args.seeds > 1 and experiments.default_mode() == "vmap"
