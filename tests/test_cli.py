@@ -335,6 +335,8 @@ def test_wrapped_purenn_errors_are_one_line(capsys, monkeypatch):
         raise ValueError("hidden size refused by the layer")
 
     monkeypatch.setattr(experiments.Config, "model", refuse)
+    # experiments caches each config's components (a private lru_cache): clear it so that
+    # the patched Config.model is called, and again after, so that no refusal stays cached
     experiments._components.cache_clear()
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--hidden", "7", "--epochs", "1"])
