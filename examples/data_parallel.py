@@ -5,7 +5,7 @@
         python examples/data_parallel.py                  # 8 virtual CPU devices
 
 On several hosts, start the same script on each one with the coordinator's address
-(see the README): ``jax.distributed.initialize`` makes ``jax.devices()`` span them all.
+(see docs/data-parallel.md): ``jax.distributed.initialize`` makes ``jax.devices()`` span them all.
 """
 
 import argparse

@@ -2,7 +2,7 @@
 
 A ``Config`` describes one training run: the data set, the model (one or more hidden
 ``dense -> relu [-> dropout]`` blocks, then a softmax or a sigmoid output), the optimizer
-and the epochs. ``BOOK`` names the six experiments of the book's table (BOOK.md).
+and the epochs. ``BOOK`` names the six experiments of the book's table (docs/book.md).
 
 Keys: a run with seed ``s`` uses ``k_train, k_val, k_init, k_fit =
 jax.random.split(jax.random.key(s), 4)``, the same split the scripts in ``examples/`` use,

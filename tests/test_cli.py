@@ -74,7 +74,7 @@ def test_book_experiment_prints_the_books_lines_and_learns(name, capsys):
 
 
 def test_book_uses_the_books_optimizer_settings(capsys):
-    # epoch 100 prints the rate of the 100th update, lr / (1 + decay * 99) (BOOK.md)
+    # epoch 100 prints the rate of the 100th update, lr / (1 + decay * 99) (docs/book.md)
     for name, lr, decay in (("regularization", 0.02, 5e-7), ("dropout", 0.05, 5e-5),
                             ("binary", 0.001, 5e-7)):
         code, lines, _ = run(capsys, "book", name, "--epochs", 101)
@@ -508,7 +508,7 @@ def test_bad_option_from_the_shell_has_no_traceback():
 @pytest.mark.slow
 def test_regularization_matches_the_book_over_three_seeds(capsys):
     """The full 10001 epochs, 3 seeds: the book's 0.947 training and 0.830 validation
-    accuracy, within the band that two faithful runs differ by (BOOK.md), widened for the
+    accuracy, within the band that two faithful runs differ by (docs/book.md), widened for the
     spread between data sets drawn from different seeds."""
     code, lines, _ = run(capsys, "book", "regularization", "--seeds", 3, "--quiet")
     assert code == 0

@@ -32,7 +32,7 @@ def add_parsers(commands) -> None:
     subparsers)."""
     book = commands.add_parser(
         "book", help="run one of the book's experiments with the book's settings",
-        description="Run one of the book's experiments (BOOK.md) with the book's data, "
+        description="Run one of the book's experiments (docs/book.md) with the book's data, "
                     "model, optimizer and 10001 epochs, printing the book's log line "
                     "every 100 epochs and the validation line at the end.",
         epilog="Experiments: " + ", ".join(BOOK) + ". Example: purenn book wider --seeds 5")

@@ -1,2 +1,2 @@
-"""The book's NumPy classes, written from BOOK.md: the oracle every purenn function is
+"""The book's NumPy classes, written from docs/book.md: the oracle every purenn function is
 checked against."""

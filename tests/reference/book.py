@@ -1,4 +1,4 @@
-"""*Neural Networks from Scratch*'s classes in NumPy, as BOOK.md states them.
+"""*Neural Networks from Scratch*'s classes in NumPy, as docs/book.md states them.
 
 Stateful objects with ``forward`` and ``backward`` methods, exactly as the book writes
 them (names included), so that every purenn op, layer, loss and optimizer can be compared
