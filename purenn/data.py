@@ -3,11 +3,10 @@
 Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
 ``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
 
-Drawing a data set compiles few programs: the noise is drawn and scaled as before (its own
-programs, so its bits do not depend on what XLA fuses it with), and the rest of each
-generator is one jitted program per shape and dtype, in which no product feeds a sum (XLA
-would fuse the two into one rounding). So the values are bit for bit those of the same
-operations run one by one.
+Each generator is one jitted program per shape and dtype. The noise is drawn and scaled
+behind an optimization barrier (so XLA fuses neither into what follows), and no product
+feeds a sum (XLA would fuse the two into one rounding). So the values are bit for bit
+those of the same operations run one by one.
 """
 
 from __future__ import annotations
@@ -17,12 +16,18 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from purenn._checks import check_key, check_positive_int
 
 
 def _float():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
+    """``scale * normal``, computed as on its own (inside a traced generator)."""
+    return lax.optimization_barrier(scale * jax.random.normal(key, shape, dtype))
 
 
 def _labels(samples: int, classes: int) -> jax.Array:
@@ -42,14 +47,12 @@ def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.A
     key = check_key("key", key)
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
-    dtype = _float()
-    noise = 0.2 * jax.random.normal(key, (samples * classes,), dtype)
-    return _spiral(noise, samples, classes)
+    return _spiral(key, samples, classes, _float())
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _spiral(noise, samples, classes):
-    dtype = noise.dtype
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _spiral(key, samples, classes, dtype):
+    noise = _noise(key, 0.2, (samples * classes,), dtype)
     radius = jnp.tile(jnp.linspace(0.0, 1.0, samples, dtype=dtype), classes)
     starts = jnp.linspace(0.0, 4.0, samples, dtype=dtype)
     # 4c is exact, so a fused multiply-add rounds 4c + start as two steps would.
@@ -69,14 +72,13 @@ def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax
     key = check_key("key", key)
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
-    dtype = _float()
-    noise = 0.1 * jax.random.normal(key, (samples * classes, 2), dtype)
-    return _vertical(noise, samples, classes)
+    return _vertical(key, samples, classes, _float())
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _vertical(noise, samples, classes):
-    dtype = np.dtype(noise.dtype)
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _vertical(key, samples, classes, dtype):
+    dtype = np.dtype(dtype)
+    noise = _noise(key, 0.1, (samples * classes, 2), dtype)
     # c / 3 as XLA computes it, c times the rounded reciprocal of 3, here in NumPy: inside
     # this program the product would be fused into the sum below (one rounding, not two).
     thirds = np.arange(classes, dtype=dtype) * (dtype.type(1) / dtype.type(3))
