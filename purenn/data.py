@@ -3,10 +3,12 @@
 Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
 ``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
 
-Each generator is one jitted program per shape and dtype. The noise is drawn and scaled
-behind an optimization barrier (so XLA fuses neither into what follows), and no product
-feeds a sum (XLA would fuse the two into one rounding). So the values are bit for bit
-those of the same operations run one by one.
+Drawing a data set compiles two programs per shape and dtype: the noise, drawn and scaled
+(behind an optimization barrier, so XLA does not fold the scale into the draw's own
+scaling), and the rest, in which no product feeds a sum (XLA would fuse the two into one
+rounding). The rest takes the noise as an argument: computed in one program with the
+draw, its last bits would differ (XLA evaluates its constant part another way). So the
+values are bit for bit those of the same operations run one by one.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ def _float():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
-    """``scale * normal``, computed as on its own (inside a traced generator)."""
-    return lax.optimization_barrier(scale * jax.random.normal(key, shape, dtype))
+    """``scale * normal``, bit for bit the draw, then the product, each run on its own."""
+    return scale * lax.optimization_barrier(jax.random.normal(key, shape, dtype))
 
 
 def _labels(samples: int, classes: int) -> jax.Array:
@@ -47,12 +50,14 @@ def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.A
     key = check_key("key", key)
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
-    return _spiral(key, samples, classes, _float())
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _spiral(key, samples, classes, dtype):
+    dtype = _float()
     noise = _noise(key, 0.2, (samples * classes,), dtype)
+    return _spiral(noise, samples, classes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _spiral(noise, samples, classes):
+    dtype = noise.dtype
     radius = jnp.tile(jnp.linspace(0.0, 1.0, samples, dtype=dtype), classes)
     starts = jnp.linspace(0.0, 4.0, samples, dtype=dtype)
     # 4c is exact, so a fused multiply-add rounds 4c + start as two steps would.
@@ -72,13 +77,14 @@ def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax
     key = check_key("key", key)
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
-    return _vertical(key, samples, classes, _float())
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _vertical(key, samples, classes, dtype):
-    dtype = np.dtype(dtype)
+    dtype = _float()
     noise = _noise(key, 0.1, (samples * classes, 2), dtype)
+    return _vertical(noise, samples, classes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _vertical(noise, samples, classes):
+    dtype = np.dtype(noise.dtype)
     # c / 3 as XLA computes it, c times the rounded reciprocal of 3, here in NumPy: inside
     # this program the product would be fused into the sum below (one rounding, not two).
     thirds = np.arange(classes, dtype=dtype) * (dtype.type(1) / dtype.type(3))

@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from purenn import ops, pytrees
 from purenn._checks import (
@@ -115,7 +116,10 @@ class Dense(Layer):
     def _params(self, key):
         dtype = self.dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
         shapes = self._shapes
-        weights = 0.01 * jax.random.normal(key, shapes["weights"], dtype)
+        # The barrier keeps XLA from folding 0.01 into the draw's own scaling: the same
+        # bits as drawing, then scaling, each as a program of its own.
+        weights = 0.01 * lax.optimization_barrier(
+            jax.random.normal(key, shapes["weights"], dtype))
         return {"weights": weights, "biases": jnp.zeros(shapes["biases"], dtype)}
 
     def _check_params(self, params):
