@@ -1,7 +1,8 @@
 """Checks of concrete data where it enters ``fit``, ``evaluate`` and the CLI.
 
-These look at values (label ranges, NaN/inf), so they run once on the host, outside jit;
-shape and dtype problems inside a traced function are caught by ``purenn._checks``.
+These look at values (label ranges, NaN/inf), so they run once on the host, in NumPy,
+outside jit: they compile nothing. Shape and dtype problems inside a traced function are
+caught by ``purenn._checks``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import numbers
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from purenn import losses
@@ -48,6 +48,12 @@ def _as_host_array(name: str, value) -> np.ndarray:
                     f"got {type(value).__name__}")
 
 
+def _on_device(value, host: np.ndarray) -> jax.Array:
+    """``value`` as a JAX array: itself, or its host copy transferred (no compile, unlike
+    ``jnp.asarray``, which compiles a program per shape)."""
+    return value if isinstance(value, jax.Array) else jax.device_put(host)
+
+
 def check_dataset(model, loss, params, X, y, *, names=("X", "y")):
     """Validate inputs ``X`` and labels/targets ``y`` for ``model`` and ``loss``.
 
@@ -75,7 +81,8 @@ def check_dataset(model, loss, params, X, y, *, names=("X", "y")):
         raise ValueError(f"{x_name} and {y_name} must have the same number of samples; "
                          f"{x_name} has {X_host.shape[0]}, {y_name} has {got}")
     out = jax.eval_shape(lambda p, v: model.apply(p, v), params,
-                         jax.ShapeDtypeStruct(X_host.shape, jnp.asarray(X).dtype))
+                         jax.ShapeDtypeStruct(X_host.shape,
+                                              jax.dtypes.canonicalize_dtype(X_host.dtype)))
     targets = losses.properties(loss).targets
     if targets == "categorical":
         _check_categorical_labels(y_name, y_host, out.shape[1])
@@ -83,7 +90,7 @@ def check_dataset(model, loss, params, X, y, *, names=("X", "y")):
         _check_binary_targets(y_name, y_host, out.shape)
     elif np.issubdtype(y_host.dtype, np.floating) and not np.all(np.isfinite(y_host)):
         raise ValueError(f"{y_name} holds NaN or inf values: clean them first")
-    return jnp.asarray(X), jnp.asarray(y)
+    return _on_device(X, X_host), _on_device(y, y_host)
 
 
 def _check_categorical_labels(name: str, y: np.ndarray, classes: int) -> None:

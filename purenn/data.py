@@ -3,11 +3,12 @@
 Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
 ``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
 
-Drawing a data set compiles few programs: the noise is drawn and scaled as before (its own
-programs, so its bits do not depend on what XLA fuses it with), and the rest of each
-generator is one jitted program per shape and dtype, in which no product feeds a sum (XLA
-would fuse the two into one rounding). So the values are bit for bit those of the same
-operations run one by one.
+Drawing a data set compiles two programs per shape and dtype: the noise, drawn and scaled
+(behind an optimization barrier, so XLA does not fold the scale into the draw's own
+scaling), and the rest, in which no product feeds a sum (XLA would fuse the two into one
+rounding). The rest takes the noise as an argument: computed in one program with the
+draw, its last bits would differ (XLA evaluates its constant part another way). So the
+values are bit for bit those of the same operations run one by one.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from purenn._checks import check_key, check_positive_int
 
 
 def _float():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
+    """``scale * normal``, bit for bit the draw, then the product, each run on its own."""
+    return scale * lax.optimization_barrier(jax.random.normal(key, shape, dtype))
 
 
 def _labels(samples: int, classes: int) -> jax.Array:
@@ -43,7 +51,7 @@ def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.A
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
     dtype = _float()
-    noise = 0.2 * jax.random.normal(key, (samples * classes,), dtype)
+    noise = _noise(key, 0.2, (samples * classes,), dtype)
     return _spiral(noise, samples, classes)
 
 
@@ -70,7 +78,7 @@ def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax
     samples = check_positive_int("samples", samples)
     classes = check_positive_int("classes", classes)
     dtype = _float()
-    noise = 0.1 * jax.random.normal(key, (samples * classes, 2), dtype)
+    noise = _noise(key, 0.1, (samples * classes, 2), dtype)
     return _vertical(noise, samples, classes)
 
 

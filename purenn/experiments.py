@@ -211,7 +211,14 @@ def components(config: Config):
 
 
 def seed_keys(seed: int):
-    """``(k_train, k_val, k_init, k_fit)`` of a seed (the split the examples use)."""
+    """``(k_train, k_val, k_init, k_fit)`` of a seed (the split the examples use), made by
+    one compiled program for every seed."""
+    # jax.random.key takes a Python int as an int64 (canonicalized): the same keys.
+    return _seed_keys(np.int64(seed))
+
+
+@jax.jit
+def _seed_keys(seed):
     return tuple(jax.random.split(jax.random.key(seed), 4))
 
 

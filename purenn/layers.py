@@ -18,11 +18,13 @@ nothing new), and ``jax.vmap`` runs over a stack of models::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from purenn import ops, pytrees
 from purenn._checks import (
@@ -32,6 +34,7 @@ from purenn._checks import (
     check_nonnegative,
     check_positive_int,
 )
+from purenn.partition import compiled_method
 
 __all__ = ["Custom", "Dense", "Dropout", "Layer", "Relu", "Serial", "Sigmoid", "Softmax",
            "custom", "dense", "dropout", "relu", "serial", "sigmoid", "softmax"]
@@ -105,11 +108,18 @@ class Dense(Layer):
 
     def init(self, key):
         """``{"weights": 0.01 * normal (n_inputs, n_neurons), "biases": zeros (1,
-        n_neurons)}`` in ``dtype`` (default float32, float64 under ``jax_enable_x64``)."""
-        key = check_key("key", key)
+        n_neurons)}`` in ``dtype`` (default float32, float64 under ``jax_enable_x64``).
+        One compiled program per structure (sizes, dtype, which strengths exist)."""
+        return self._params(check_key("key", key))
+
+    @compiled_method
+    def _params(self, key):
         dtype = self.dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
         shapes = self._shapes
-        weights = 0.01 * jax.random.normal(key, shapes["weights"], dtype)
+        # The barrier keeps XLA from folding 0.01 into the draw's own scaling: the same
+        # bits as drawing, then scaling, each as a program of its own.
+        weights = 0.01 * lax.optimization_barrier(
+            jax.random.normal(key, shapes["weights"], dtype))
         return {"weights": weights, "biases": jnp.zeros(shapes["biases"], dtype)}
 
     def _check_params(self, params):
@@ -272,6 +282,12 @@ def dropout(rate: float) -> Dropout:
 # --- composition and custom layers ----------------------------------------------------
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _split_keys(key, n: int) -> tuple:
+    """``tuple(jax.random.split(key, n))`` in one program (eagerly: one compile)."""
+    return tuple(jax.random.split(key, n))
+
+
 @pytrees.dataclass
 class Serial(Layer):
     """Layers applied one after another; build it with ``serial(*layers)``."""
@@ -281,7 +297,7 @@ class Serial(Layer):
     def _split(self, key):
         if key is None:
             return (None,) * len(self.layers)
-        return tuple(jax.random.split(check_key("key", key), len(self.layers)))
+        return _split_keys(check_key("key", key), len(self.layers))
 
     def _check_params(self, params):
         if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
@@ -291,10 +307,23 @@ class Serial(Layer):
                             f"({len(self.layers)}), as init returns; got {got}")
 
     def init(self, key):
-        """A tuple with each layer's params; layer ``i`` gets ``split(key, n)[i]``."""
+        """A tuple with each layer's params; layer ``i`` gets ``split(key, n)[i]``.
+
+        One compiled program per model structure (the layers' kinds and sizes, which
+        strengths exist; not their values). A model holding a ``custom`` layer splits the
+        key in a program of its own and calls each layer's ``init`` in turn: yours as it
+        is (it may have Python side effects), purenn's each as its own program."""
         if key is None:
             raise TypeError("serial.init needs a key, e.g. model.init(jax.random.key(0))")
+        key = check_key("key", key)
+        if _init_compiles(self):
+            return self._compiled_params(key)
+        return self._params(key)
+
+    def _params(self, key):
         return tuple(layer.init(k) for layer, k in zip(self.layers, self._split(key)))
+
+    _compiled_params = compiled_method(_params)
 
     def apply(self, params, x, *, key=None, train=False):
         """Each layer in turn: ``(N, features_in) -> (N, features_out)``. Layer ``i``
@@ -312,6 +341,17 @@ class Serial(Layer):
         for layer, layer_params in zip(self.layers, params):
             total = total + layer.penalty(layer_params)
         return total
+
+
+_OWN_LAYERS = (Dense, Relu, Sigmoid, Softmax, Dropout)
+
+
+def _init_compiles(layer: Layer) -> bool:
+    """Whether ``layer.init`` may run inside one compiled program: purenn's own layers
+    (their ``init`` is pure), not ``custom`` ones or your own ``Layer`` subclasses."""
+    if type(layer) is Serial:
+        return all(_init_compiles(inner) for inner in layer.layers)
+    return type(layer) in _OWN_LAYERS
 
 
 def serial(*layers: Layer) -> Serial:
@@ -343,7 +383,8 @@ class Custom(Layer):
     penalty_fn: Callable[[Any], jax.Array] | None = pytrees.static(default=None)
 
     def init(self, key):
-        """``init_fn(key)``: your layer's parameters."""
+        """``init_fn(key)``: your layer's parameters, called as it is (not compiled by
+        purenn: it may have Python side effects or return NumPy arrays)."""
         return self.init_fn(key)
 
     def apply(self, params, x, *, key=None, train=False):
@@ -360,7 +401,11 @@ class Custom(Layer):
 def custom(init: Callable[[jax.Array], Any], apply: Callable[..., jax.Array],
            penalty: Callable[[Any], jax.Array] | None = None) -> Custom:
     """A layer from your own functions: ``init(key) -> params``, ``apply(params, x, *,
-    key=None, train=False) -> y`` and optionally ``penalty(params) -> scalar``."""
+    key=None, train=False) -> y`` and optionally ``penalty(params) -> scalar``.
+
+    ``init`` is called as it is, eagerly (purenn's own layers each compile theirs into one
+    program): jit it yourself if you want it compiled. ``apply`` and ``penalty`` run
+    inside ``fit``'s compiled programs, so they must be traceable."""
     for name, fn in (("init", init), ("apply", apply)):
         if not callable(fn):
             raise TypeError(f"custom: {name} must be a function; got {type(fn).__name__}")

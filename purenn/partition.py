@@ -19,7 +19,9 @@ puts the tree back together from the traced leaves.
     dynamic, static = partition(model)
     program(static, dynamic, x)
 
-``BoundProgram`` does this for a program of that shape. A non-numeric leaf that cannot be
+``BoundProgram`` does this for a program of that shape; ``compiled_method`` does it for a
+method of the tree (a layer's or an optimizer's ``init``), so that ``model.init(key)`` is
+one program per model structure. A non-numeric leaf that cannot be
 hashed (a plain ``@dataclass`` optimizer sets ``__hash__ = None``) is kept in a wrapper
 equal only to itself: each ``partition`` of it compiles its own program, never reusing one
 built for older values.
@@ -27,13 +29,14 @@ built for older values.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-__all__ = ["BoundProgram", "Static", "combine", "is_data", "partition"]
+__all__ = ["BoundProgram", "Static", "combine", "compiled_method", "is_data", "partition"]
 
 
 def is_data(leaf) -> bool:
@@ -102,3 +105,25 @@ class BoundProgram:
     def lower(self, *args):
         """The program lowered for these arguments."""
         return self.program.lower(self.static, *self.options, self.dynamic, *args)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _method_program(method, static, dynamic, *args):
+    return method(combine(dynamic, static), *args)
+
+
+def compiled_method(method):
+    """``method(self, *args)``, a pure method of a pytree class, run as one compiled
+    program per structure of ``self``: ``self`` is partitioned, its numeric leaves are the
+    program's arguments and ``method`` with the static rest key it, so trees that differ
+    only in values share the program (with ``args`` of the same shapes and dtypes). Inside
+    a traced function (jit, vmap, eval_shape) it is traced inline: nothing is compiled on
+    its own. Use it as a decorator, or as ``compiled = compiled_method(plain)`` in a class
+    body to keep both."""
+
+    @functools.wraps(method)
+    def compiled(self, *args):
+        dynamic, static = partition(self)
+        return _method_program(method, static, dynamic, *args)
+
+    return compiled

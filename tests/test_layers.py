@@ -137,6 +137,82 @@ def test_serial_under_jit_equals_eager(key):
                                rtol=1e-6)
 
 
+# --- init: one compiled program per structure ------------------------------------------
+
+
+def init_programs() -> int:
+    """How many programs ``compiled_method`` holds (layers' and optimizers' inits). The
+    jitted function is private to purenn.partition: its cache size is the count."""
+    from purenn.partition import _method_program  # private: see the docstring
+    return _method_program._cache_size()
+
+
+def test_models_of_one_structure_share_one_init_program(key):
+    def model(l2, rate):  # sizes no other test uses: a structure of its own
+        return pn.serial(pn.dense(3, 17, weight_l2=l2, bias_l2=l2), pn.relu(),
+                         pn.dropout(rate), pn.dense(17, 5))
+
+    before = init_programs()
+    first = model(5e-4, 0.1).init(key)
+    assert init_programs() == before + 1
+    for l2, rate in ((1e-3, 0.2), (0.0, 0.5), (2e-2, 0.0)):
+        params = model(l2, rate).init(key)
+        assert init_programs() == before + 1  # other values: the same program
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params),
+                                                          jax.tree.leaves(first)))
+    model(5e-4, 0.1).init(jax.random.key(7))  # another key: the same program
+    assert init_programs() == before + 1
+    pn.serial(pn.dense(3, 18), pn.relu(), pn.dense(18, 5)).init(key)  # another size
+    assert init_programs() == before + 2
+
+
+def eager_init(model, key):
+    """The book's initialisation, one operation at a time (not compiled together): the
+    key split once per layer, ``0.01 * normal`` weights, zero biases."""
+    if isinstance(model, pn.layers.Serial):
+        keys = jax.random.split(key, len(model.layers))
+        return tuple(eager_init(layer, k) for layer, k in zip(model.layers, keys))
+    if isinstance(model, pn.layers.Dense):
+        dtype = model.dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
+        normal = jax.random.normal(key, (model.n_inputs, model.n_neurons), dtype)
+        return {"weights": 0.01 * normal,
+                "biases": jnp.zeros((1, model.n_neurons), dtype)}
+    return ()
+
+
+@pytest.mark.parametrize("hidden,outputs", [(64, 3), (512, 3), (64, 1)])
+def test_init_is_bit_for_bit_the_eager_operations(hidden, outputs, x64):
+    model = pn.serial(pn.dense(2, hidden, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),
+                      pn.dropout(0.1), pn.dense(hidden, outputs))
+    for seed in range(3):
+        k_init = jax.random.split(jax.random.key(seed), 4)[2]  # the CLI's init key
+        got, want = model.init(k_init), eager_init(model, k_init)
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a).view(np.uint8),
+                                          np.asarray(b).view(np.uint8))
+
+
+def test_a_custom_layers_init_is_called_as_it_is(key):
+    calls = []
+
+    def init(k):
+        calls.append(k)  # a Python side effect: runs on every init, eagerly
+        return {"scale": np.ones((1, 4), np.float32)}
+
+    layer = pn.layers.custom(init, lambda p, x, key=None, train=False: x * p["scale"])
+    model = pn.serial(pn.dense(2, 4), layer, pn.dense(4, 3))
+    for _ in range(2):
+        params = model.init(key)
+    assert len(calls) == 2 and not isinstance(calls[0], jax.core.Tracer)
+    assert isinstance(params[1]["scale"], np.ndarray)  # what init returned, untouched
+    keys = jax.random.split(key, 3)
+    np.testing.assert_array_equal(jax.random.key_data(calls[0]), jax.random.key_data(keys[1]))
+    np.testing.assert_array_equal(params[2]["weights"], pn.dense(4, 3).init(keys[2])["weights"])
+    np.testing.assert_array_equal(params[0]["weights"], eager_init(model, key)[0]["weights"])
+
+
 def test_legacy_uint32_keys_are_accepted():
     legacy = jax.random.PRNGKey(0)
     params = pn.dense(2, 3).init(legacy)

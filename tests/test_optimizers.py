@@ -370,6 +370,71 @@ def test_state_is_the_documented_named_tuple(name, x64):
             assert all(float(jnp.abs(leaf).max()) == 0 for leaf in jax.tree_util.tree_leaves(tree))
 
 
+# --- init: one compiled program per structure -------------------------------------------
+
+
+def init_programs() -> int:
+    """How many programs ``compiled_method`` holds (layers' and optimizers' inits). The
+    jitted function is private to purenn.partition: its cache size is the count."""
+    from purenn.partition import _method_program  # private: see the docstring
+    return _method_program._cache_size()
+
+
+def test_optimizers_of_one_structure_share_one_init_program():
+    params = {"w": jnp.ones((3, 11)), "b": jnp.zeros((1, 11))}  # shapes of their own
+    before = init_programs()
+    for lr, decay in ((0.02, 5e-7), (0.05, 5e-5), (1.0, 0.0)):
+        state = optim.adam(lr, decay=decay).init(params)
+        assert init_programs() == before + 1  # other values: the same program
+        assert float(state.learning_rate) == np.float32(lr)
+    for max_norm, lr in ((1.0, 0.1), (5.0, 0.3)):
+        optim.chain(optim.clip_by_global_norm(max_norm), optim.sgd(lr, momentum=0.9)).init(
+            params)
+        assert init_programs() == before + 2  # one chain structure, one program
+    optim.adam(0.02).init({"w": jnp.ones((3, 12))})  # params of another shape
+    assert init_programs() == before + 3
+
+
+def eager_state(rule, params):
+    """A rule's initial state as the previous eager code made it, one operation at a
+    time: count 0, ``learning_rate_at(count 0)``, zero moment trees."""
+    count = jnp.zeros((), jnp.int32)
+    rate = optim.base.learning_rate_at(rule.learning_rate, rule.decay, count,
+                                       optim.base.float_dtype(params))
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return {"sgd": lambda: optim.SgdState(count, rate, None),
+            "adam": lambda: optim.AdamState(count, rate, zeros, zeros),
+            "rmsprop": lambda: optim.RmspropState(count, rate, zeros)}[type(rule).__name__
+                                                                     .lower()]()
+
+
+@pytest.mark.parametrize("rule", [
+    optim.adam(0.02, decay=5e-7), optim.adam(0.05, decay=5e-5), optim.sgd(1.0, decay=1e-3),
+    optim.rmsprop(optim.exponential_decay(0.01, 0.5, 100), decay=1e-4)],
+    ids=["adam-book", "adam-fast", "sgd-decay", "rmsprop-schedule"])
+def test_init_state_is_bit_for_bit_the_eager_state(rule, x64):
+    params = pn.serial(pn.dense(2, 64), pn.relu(), pn.dense(64, 3)).init(jax.random.key(0))
+    got, want = rule.init(params), eager_state(rule, params)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_a_chain_calls_a_foreign_transformations_init_as_it_is():
+    calls = []
+
+    def init(params):
+        calls.append(params)  # a Python side effect: runs on every init, eagerly
+        return ()
+
+    foreign = optim.GradientTransformation(init, lambda g, s, p=None: (g, s))
+    params = {"w": jnp.ones((2, 3))}
+    state = optim.chain(foreign, optim.adam(0.1)).init(params)
+    assert len(calls) == 1 and not isinstance(calls[0]["w"], jax.core.Tracer)
+    assert state[0] == () and int(state[1].count) == 0
+
+
 @pytest.fixture(scope="module")
 def jitted_runs():
     """Two updates of each optimizer of ``STATES``, all in one compiled function."""

@@ -16,6 +16,8 @@ from purenn.optimizers.base import (
     check_state,
     is_optimizer,
 )
+from purenn.optimizers.rules import Adagrad, Adam, Rmsprop, Sgd
+from purenn.partition import compiled_method
 
 __all__ = ["Chain", "ClipByGlobalNorm", "EmptyState", "chain", "clip_by_global_norm"]
 
@@ -70,7 +72,17 @@ class Chain(Optimizer):
     transforms: tuple
 
     def init(self, params):
+        """A tuple of the transformations' states, in order: one compiled program per
+        structure when every transformation is purenn's own; otherwise each one's
+        ``init`` is called as it is (an optax one included)."""
+        if _init_compiles(self):
+            return self._compiled_states(params)
+        return self._states(params)
+
+    def _states(self, params):
         return tuple(transform.init(params) for transform in self.transforms)
+
+    _compiled_states = compiled_method(_states)
 
     def update(self, grads, state, params=None):
         n = len(self.transforms)
@@ -84,6 +96,17 @@ class Chain(Optimizer):
             grads, inner = transform.update(grads, inner, params)
             new_state.append(inner)
         return grads, tuple(new_state)
+
+
+_OWN_TRANSFORMS = (Sgd, Adagrad, Rmsprop, Adam, ClipByGlobalNorm)
+
+
+def _init_compiles(transform) -> bool:
+    """Whether ``transform.init`` may run inside one compiled program: purenn's own
+    transformations (their ``init`` is pure), and chains of them."""
+    if type(transform) is Chain:
+        return all(_init_compiles(inner) for inner in transform.transforms)
+    return type(transform) in _OWN_TRANSFORMS
 
 
 def chain(*transforms) -> Chain:

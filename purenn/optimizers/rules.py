@@ -2,6 +2,8 @@
 
 Each rule is a ``pytrees.dataclass`` whose hyperparameters are leaves, built and checked
 by its function (``sgd``, ``adagrad``, ``rmsprop``, ``adam``), with a ``NamedTuple`` state.
+Each ``init`` is one compiled program per structure (``purenn.partition.compiled_method``):
+optimizers that differ only in values, for params of the same shapes, share it.
 The formulas are in the ``purenn.optimizers`` docstring.
 """
 
@@ -25,6 +27,7 @@ from purenn.optimizers.base import (
     zero_count,
     zeros_like,
 )
+from purenn.partition import compiled_method
 
 __all__ = ["Adagrad", "AdagradState", "Adam", "AdamState", "Rmsprop", "RmspropState", "Sgd",
            "SgdState", "adagrad", "adam", "rmsprop", "sgd"]
@@ -75,6 +78,7 @@ class Sgd(Optimizer):
     decay: Any = 0.0
     momentum: Any = None  # None: no buffer (and no leaf); a number: the momentum factor
 
+    @compiled_method
     def init(self, params):
         buffer = None if self.momentum is None else zeros_like(params)
         dtype = float_dtype(params)
@@ -127,6 +131,7 @@ class Adagrad(Optimizer):
     decay: Any = 0.0
     epsilon: Any = 1e-7
 
+    @compiled_method
     def init(self, params):
         dtype = float_dtype(params)
         return AdagradState(zero_count(), _rate_at(self, zero_count(), dtype), zeros_like(params))
@@ -166,6 +171,7 @@ class Rmsprop(Optimizer):
     epsilon: Any = 1e-7
     rho: Any = 0.9
 
+    @compiled_method
     def init(self, params):
         dtype = float_dtype(params)
         return RmspropState(zero_count(), _rate_at(self, zero_count(), dtype), zeros_like(params))
@@ -211,6 +217,7 @@ class Adam(Optimizer):
     beta_1: Any = 0.9
     beta_2: Any = 0.999
 
+    @compiled_method
     def init(self, params):
         dtype = float_dtype(params)
         return AdamState(zero_count(), _rate_at(self, zero_count(), dtype), zeros_like(params),
