@@ -58,15 +58,58 @@ def pytest_runtest_teardown(item, nextitem):
         return (yield)
 
 
+# The session's compilation cache: the jax.config settings in this process and the
+# environment variables that give them to its subprocesses.
+CACHE_SETTINGS = {"jax_compilation_cache_dir": None,  # the session's folder
+                  "jax_persistent_cache_min_compile_time_secs": 0.0,
+                  "jax_persistent_cache_min_entry_size_bytes": -1}
+
+
+def set_cache_config(settings: dict) -> None:
+    """Put ``settings`` (name -> value) into jax.config and let JAX open the cache anew."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
 @pytest.fixture(autouse=True, scope="session")
-def no_compilation_cache_in_home(tmp_path_factory):
-    """The purenn command keeps compiled programs in $XDG_CACHE_HOME/purenn: tests never
+def session_compilation_cache(tmp_path_factory):
+    """One persistent compilation cache for the whole session, in a session temp folder:
+    this process and its subprocesses (through JAX_COMPILATION_CACHE_DIR and JAX's two
+    thresholds) compile each program once and load it after. JAX records the
+    backend-compile event for a program loaded from the cache as for one compiled, so
+    compile counts stay what they are without it; the tests that count or time compiles
+    in a fresh process, or test the purenn command's own cache, run without this one.
+
+    The purenn command keeps compiled programs in $XDG_CACHE_HOME/purenn: tests never
     write into the user's cache, and in-process runs of the command leave jax.config's
-    cache settings alone (tests/test_cli_cache.py turns the cache on in subprocesses)."""
+    cache settings alone (tests/test_cli_cache.py turns the command's cache on in
+    subprocesses)."""
+    folder = str(tmp_path_factory.mktemp("jax-cache"))
+    settings = dict(CACHE_SETTINGS, jax_compilation_cache_dir=folder)
+    saved = {name: getattr(jax.config, name) for name in settings}
+    set_cache_config(settings)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
         patch.setenv("PURENN_NO_CACHE", "1")
-        yield
+        for name, value in settings.items():
+            patch.setenv(name.upper(), str(value))
+        yield folder
+    set_cache_config(saved)
+
+
+@pytest.fixture
+def no_session_cache():
+    """The test runs with JAX's own cache settings (no persistent cache), as a process
+    that never set them; the session's come back after it."""
+    session = {name: getattr(jax.config, name) for name in CACHE_SETTINGS}
+    set_cache_config({"jax_compilation_cache_dir": None,
+                      "jax_persistent_cache_min_compile_time_secs": 1.0,
+                      "jax_persistent_cache_min_entry_size_bytes": 0})
+    yield
+    set_cache_config(session)
 
 
 @pytest.fixture

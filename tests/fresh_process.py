@@ -1,5 +1,6 @@
 """One fresh Python process that trains the book's model, for the tests that need a
-process other than pytest's, or one in which nothing is compiled yet.
+process other than pytest's, or one in which nothing is compiled yet (and no compiled
+program is loaded from a cache).
 
 The child counts the programs its first ``pn.fit`` compiles (``tests/test_compile_once.py``)
 and hashes the trained params, which this process must reproduce bit for bit
@@ -88,12 +89,24 @@ CHILD = textwrap.dedent("""
 """).replace("COMPILE_EVENT", repr(COMPILE_EVENT))
 
 
+# What turns JAX's persistent compilation cache on in a subprocess (tests/conftest.py sets
+# them for the session's cache).
+CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                   "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
+
+
+def without_compilation_cache() -> dict:
+    """This process's environment without a persistent compilation cache: a child that
+    compiles every program it runs, and times each compile as a first run does."""
+    return {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES}
+
+
 @functools.cache
 def child() -> dict:
     """``{"compiles": [[phase, function name, seconds], ...], "digests": {"<key>": sha256
     of the params}}`` of the child, which runs in float32: phase ``import``, ``data and
     init`` (the data and one ``init``), then ``fit <key>`` for each of ``KEYS``."""
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                          cwd=ROOT, timeout=600)
+                          cwd=ROOT, timeout=600, env=without_compilation_cache())
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

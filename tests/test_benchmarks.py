@@ -3,16 +3,28 @@ target and every contender (measured, or "not installed"), and a plot; the NumPy
 what the command line prints; ``--device gpu`` without a GPU says so; and the benchmarks use
 only purenn's public names, in a one-way import graph.
 
+The ``--quick`` run is ``benchmarks``' own ``main`` in this process, and so are the
+processes it would launch (the first-fit children, ``purenn book`` and the NumPy job): the
+report machinery is what is tested here; the NumPy job's own process is launched once.
+
 Nothing here asserts a time: the machine may be shared, and the numbers are the report's job.
 """
 
 import ast
+import contextlib
+import io
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
+
+from benchmarks import compiles, job, numpy_job
+from benchmarks.__main__ import main as benchmarks_main
+from purenn import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(REPO, "benchmarks")
@@ -27,6 +39,23 @@ TARGETS = ("per epoch, fit ÷ plain JAX, 30×8", "fresh process, first fit with 
 LAST_LINE = re.compile(r"^epoch: \d+, acc: \d\.\d{3}, loss: \d+\.\d{3} \(data_loss: \d+\.\d{3}, "
                        r"reg_loss: \d+\.\d{3}\), lr: [0-9.e-]+$")
 VALIDATION_LINE = re.compile(r"^validation, acc: \d\.\d{3}, loss: \d+\.\d{3}$")
+# What job.run_process would launch as ``python -m MODULE ARGS``, run here instead.
+IN_PROCESS = {"purenn": cli.main, "benchmarks.numpy_job": numpy_job.main,
+              "benchmarks.compiles": lambda argv: print(json.dumps(compiles.child(argv)))}
+
+
+def run_in_process(command: list, env: dict) -> dict:
+    """``job.run_process``'s result for ``[python, "-m", module, *args]``, from the module's
+    main run in this process (``env`` is the child's, unused here)."""
+    assert command[:2] == [sys.executable, "-m"], command
+    module, argv = command[2], command[3:]
+    out = io.StringIO()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(out):
+        code = IN_PROCESS[module](argv)
+    assert code in (None, 0), (command, code)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+            "stdout": out.getvalue()}
 
 
 def _env():
@@ -37,10 +66,9 @@ def _env():
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     table, plot = out / "benchmarks.md", out / "benchmarks.png"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(table),
-                           "--plot", str(plot)], cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(job, "run_process", run_in_process)
+        assert benchmarks_main(["--quick", "--out", str(table), "--plot", str(plot)]) == 0
     return table.read_text(), plot
 
 
@@ -78,21 +106,20 @@ def test_the_job_rows_end_with_the_lines_the_command_prints(quick_report):
 
 
 def test_numpy_job_prints_what_the_cli_prints():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.numpy_job", "--epochs", "3"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    # the NumPy job is the process a reader of the book runs: no JAX in it
+    script = ("import sys, runpy; sys.argv = ['x', '--epochs', '3']\n"
+              "try:\n    runpy.run_module('benchmarks.numpy_job', run_name='__main__')\n"
+              "except SystemExit as done:\n    assert done.code == 0, done.code\n"
+              "assert 'jax' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     last, validation = proc.stdout.splitlines()
     assert LAST_LINE.match(last) and last.startswith("epoch: 2, "), last
     assert VALIDATION_LINE.match(validation), validation
-    # the NumPy job is the process a reader of the book runs: no JAX in it
-    proc = subprocess.run([sys.executable, "-c", "import sys, runpy; sys.argv = ['x', "
-                           "'--epochs', '1']; runpy.run_module('benchmarks.numpy_job', "
-                           "run_name='__main__'); assert 'jax' not in sys.modules"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
 
 
-def test_gpu_mode_without_a_gpu_says_so_and_exits_2():
+def test_gpu_mode_without_a_gpu_says_so_and_exits_2(capsys):
     jax = pytest.importorskip("jax")
     try:
         has_gpu = bool(jax.devices("gpu"))
@@ -100,10 +127,8 @@ def test_gpu_mode_without_a_gpu_says_so_and_exits_2():
         has_gpu = False
     if has_gpu:
         pytest.skip("a GPU is present: --device gpu would run the real benchmark")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--device", "gpu"], cwd=REPO,
-                          env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "no GPU visible to JAX" in proc.stderr
+    assert benchmarks_main(["--device", "gpu"]) == 2
+    assert "no GPU visible to JAX" in capsys.readouterr().err
 
 
 def _modules():

@@ -32,8 +32,9 @@ ERROR = re.compile(r"^purenn( book| train)?: error: .+")
 
 @pytest.fixture(autouse=True)
 def float32(tmp_path, monkeypatch):
-    # no compilation cache in-process (it would change jax.config for the whole session;
-    # tests/test_cli_cache.py tests it in subprocesses), and never in the user's home
+    # the command leaves jax.config's cache settings alone in-process (the session's cache
+    # of conftest.py serves it; tests/test_cli_cache.py tests the command's own cache in
+    # subprocesses), and never writes in the user's home
     monkeypatch.setenv("PURENN_NO_CACHE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with jax.enable_x64(False):  # the CLI's users run in float32 (conftest turns x64 on)

@@ -73,8 +73,9 @@ def test_a_second_process_loads_every_program_from_the_cache(tmp_path):
 
 
 @pytest.fixture
-def restore_cache_config():
-    """Put jax.config's cache settings back, should a failing test turn the cache on."""
+def restore_cache_config(no_session_cache):
+    """JAX's own cache settings (not the test session's cache, see conftest.py) for the
+    test; put back should a failing test turn the cache on."""
     names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
              "jax_persistent_cache_min_entry_size_bytes")
     saved = {name: getattr(jax.config, name) for name in names}

@@ -3,7 +3,6 @@
 prints the log."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.fresh_process import without_compilation_cache
 
 WORKER = Path(__file__).with_name("multihost_worker.py")
 
@@ -22,7 +23,9 @@ def _free_port() -> int:
 
 
 def _env(devices: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    # no persistent cache: processes joined by jax.distributed compile side by side
+    env = dict(without_compilation_cache(),
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                JAX_PLATFORMS="cpu", PURENN_NO_CACHE="1")
     env.pop("JAX_ENABLE_X64", None)
     return env
