@@ -176,9 +176,10 @@ def is_eager_op(name: str) -> bool:
 def test_a_first_fit_in_a_fresh_process_compiles_one_training_program():
     """A fresh process's first fit (1001 epochs, log_every=100, validation data) compiles
     the training program and the evaluation program once; its second fit, with another
-    key, compiles nothing. The data, init and the optimizer state compile small programs,
-    one jax.numpy operation each, which take from ~10 ms on a quiet machine to ~100 ms on
-    a busy one."""
+    key, compiles nothing. The optimizer's state is one more program (``opt.init``, one
+    compiled program per structure, as ``model.init`` is before the fit); anything else
+    is a small eager operation, which takes from ~10 ms on a quiet machine to ~100 ms on a
+    busy one."""
     compiled = fresh_process.child()["compiles"]
     fit = [(name, seconds) for phase, name, seconds in compiled if phase == "fit 5"]
     names = [name for name, _ in fit]
@@ -188,7 +189,8 @@ def test_a_first_fit_in_a_fresh_process_compiles_one_training_program():
         names), fit
     large = [(name, seconds) for name, seconds in fit if seconds >= 0.05
              and not is_eager_op(name)]
-    assert len(large) <= 2, fit
+    assert names.count("jit(_method_program)") <= 1, fit  # opt.init, one program
+    assert len(large) <= 3, fit
     assert [c for c in compiled if c[0] == "fit 6"] == []
 
 
