@@ -8,6 +8,7 @@ import signal
 import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -150,3 +151,110 @@ def test_logging_intervals_take_numpy_integers():
     pn.fit(model, CCE, pn.optimizers.adam(), params, X, y, key=jax.random.key(0),
            epochs=np.int64(21), log_every=np.int64(10), log_fn=lines.append)
     assert [line.split(",")[0] for line in lines] == ["epoch: 0", "epoch: 10", "epoch: 20"]
+
+
+# --- faults the lean loop finds, replayed by the checked loop -----------------------------
+
+
+def _faulty_sgd(rate, *, at, fault):
+    """Plain SGD whose update number ``at`` goes wrong. ``fault="state"``: its state
+    becomes inf while the params stay finite, so every loss stays finite and only the
+    lean loop's final check sees it. ``fault="huge"``: the params are thrown to a huge
+    finite value, whose next forward pass overflows: the next loss is not finite."""
+    huge = 1e200 if jax.config.jax_enable_x64 else 1e30
+
+    def init(params):
+        del params  # unused
+        return jnp.zeros((), jnp.int32), jnp.zeros(())
+
+    def update(grads, state, params=None):
+        del params  # unused
+        count, tally = state
+        hit = count == at
+        updates = jax.tree.map(lambda g: -rate * g, grads)
+        if fault == "state":
+            tally = jnp.where(hit, jnp.inf, tally)
+        else:
+            updates = jax.tree.map(lambda u: jnp.where(hit, huge, u), updates)
+        return updates, (count + 1, tally)
+
+    return pn.optimizers.GradientTransformation(init, update)
+
+
+def _compiled_names():
+    """``(names, listener)``: the names of the programs XLA compiles from now on, until
+    the listener is unregistered."""
+    names = []
+
+    def listener(event, seconds, **kwargs):
+        del seconds  # counts, never times
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(kwargs.get("fun_name", "?"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    return names, listener
+
+
+def _same_history(error_history, history):
+    assert set(error_history) == set(history)
+    for name, values in history.items():
+        assert error_history[name].dtype == values.dtype, name
+        np.testing.assert_array_equal(error_history[name], values)
+
+
+@pytest.mark.parametrize("x64", MODES)
+def test_a_fault_only_the_final_check_sees_is_found_at_its_epoch(x64):
+    """Every loss stays finite; the optimizer state becomes inf at epoch 37, inside the
+    chunk of epochs 1 to 50. The lean loop runs the chunk through, its final check
+    fails, and the checked loop's replay raises the error a fully checked run raises."""
+    with jax.enable_x64(x64):
+        model, params, X, y = _setup()
+        opt = _faulty_sgd(0.1, at=37, fault="state")
+        common = dict(key=jax.random.key(3), log_every=50, log_fn=None)
+        names, listener = _compiled_names()
+        try:
+            expected = pn.fit(model, CCE, opt, params, X, y, epochs=37, **common)
+            sound = list(names)  # a run that does not diverge compiles no checked loop
+            with pytest.raises(pn.DivergenceError) as info:
+                pn.fit(model, CCE, opt, params, X, y, epochs=60, **common)
+        finally:
+            jax.monitoring.unregister_event_duration_listener(listener)
+        assert "jit(_run_program)" in sound and "jit(_checked_program)" not in sound
+        assert names.count("jit(_checked_program)") == 1, names
+        error = info.value
+        assert str(error).startswith("the parameters or the optimizer state became "
+                                     "non-finite at epoch 37: training diverged. The "
+                                     "exception keeps the last state with a finite loss, "
+                                     "entering epoch 37 (")
+        assert (error.epoch, error.state_epoch) == (37, 37)
+        _same_bits((error.params, error.opt_state), expected[:2])
+        _same_history(error.history, expected[2])
+        # The checked loop run by hand on that chunk stops at the same place.
+        p1, o1, _ = pn.fit(model, CCE, opt, params, X, y, epochs=1, **common)
+        checked = pn.train.checked_chunk_program(
+            pn.train.Components(model, CCE, opt, pn.losses.categorical_accuracy), None)
+        result = checked(pn.train.RunState(p1, o1, p1, o1), X, y, common["key"],
+                         np.int32(1), np.int32(50))
+        assert int(result.done) == 36
+        _same_bits((error.params, error.opt_state), result.state[:2])
+
+
+@pytest.mark.parametrize("x64", MODES)
+def test_a_loss_that_fails_first_in_a_chunk_goes_back_to_the_chunk_before(x64):
+    """Epoch 10's update makes huge, finite params: the chunk of epochs 1 to 10 is sound,
+    and the loss of epoch 11, the first of the next chunk, is not finite. The last state
+    with a finite loss enters epoch 10, in the chunk before."""
+    with jax.enable_x64(x64):
+        model, params, X, y = _setup()
+        opt = _faulty_sgd(0.1, at=10, fault="huge")
+        common = dict(key=jax.random.key(3), log_every=10, log_fn=None)
+        expected = pn.fit(model, CCE, opt, params, X, y, epochs=10, **common)
+        with pytest.raises(pn.DivergenceError, match=r"the loss became (nan|inf) at epoch "
+                                                     r"11: training diverged\. The exception "
+                                                     r"keeps the last state with a finite "
+                                                     r"loss, entering epoch 10 ") as info:
+            pn.fit(model, CCE, opt, params, X, y, epochs=30, **common)
+        error = info.value
+        assert (error.epoch, error.state_epoch) == (11, 10)
+        _same_bits((error.params, error.opt_state), expected[:2])
+        _same_history(error.history, expected[2])

@@ -5,6 +5,7 @@ The float32 tests share one model structure (``chapter_15``), one optimizer stru
 (Adam) and one data shape, so that they share compiled programs."""
 
 import re
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -294,3 +295,33 @@ def test_an_update_that_overflows_on_the_last_epoch_never_returns_a_non_finite_s
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.params))
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.opt_state))
     assert len(info.value.history["loss"]) == info.value.state_epoch
+
+
+def test_a_learning_rate_of_its_own_dtype_keeps_it(spiral):
+    """The lean loop keeps the metrics in one (CHUNK, metrics) buffer of the metrics'
+    dtype and a learning rate of another dtype apart, in its own: the history and the
+    log line show it as the optimizer holds it."""
+    X, y = spiral
+
+    class RateState(NamedTuple):
+        learning_rate: jax.Array
+
+    def init(params):
+        del params  # unused
+        return RateState(jnp.asarray(0.1, jnp.float16))
+
+    def update(grads, state, params=None):
+        del params  # unused
+        rate = state.learning_rate.astype(jnp.float32)
+        return jax.tree.map(lambda g: -rate * g, grads), RateState(state.learning_rate * 0.5)
+
+    model = chapter_15()
+    lines = []
+    _, _, history = pn.fit(model, CCE, pn.optimizers.GradientTransformation(init, update),
+                           model.init(jax.random.key(2)), X, y, key=jax.random.key(0),
+                           epochs=3, log_every=1, log_fn=lines.append)
+    assert history["learning_rate"].dtype == np.float16
+    assert history["loss"].dtype == np.float32
+    np.testing.assert_array_equal(history["learning_rate"],
+                                  np.float16(0.1) * np.float16([1, 0.5, 0.25]))
+    assert [line.split("lr: ")[1] for line in lines] == ["0.1", "0.05", "0.025"]

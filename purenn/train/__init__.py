@@ -19,13 +19,26 @@ step key, and minibatches are taken in the order ``jax.random.permutation(shuffl
 N)``. The schedule depends only on ``key`` and the epoch, so chunking, logging, resuming
 from a checkpoint and continuing with ``initial_epoch`` never change a run's bits.
 
-The modules: ``step`` (the components, their checks, ``train_step``), ``loop`` (the
-compiled epochs loop, the vmapped loop of many runs, ``fit``), ``arguments`` (``fit``'s
-argument checks), ``history`` (the history, the printed lines, the run's checkpoint),
-``evaluation`` (``evaluate``, ``predict``) and ``sharding`` (the placement on a mesh).
+The modules: ``step`` (the components, their checks, ``train_step``), ``epochs`` (the
+compiled epochs loops, lean and checked, and the vmapped loop of many runs), ``loop``
+(``fit``), ``arguments`` (``fit``'s argument checks), ``history`` (the history, the
+printed lines, the run's checkpoint), ``evaluation`` (``evaluate``, ``predict``) and
+``sharding`` (the placement on a mesh).
 """
 
 from purenn.train.arguments import MAX_EPOCH
+from purenn.train.epochs import (
+    CHUNK,
+    ChunkResult,
+    LeanResult,
+    RunState,
+    checked_chunk_program,
+    chunk_program,
+    epoch_keys,
+    epochs_function,
+    lean_epochs_function,
+    runs_program,
+)
 from purenn.train.evaluation import Evaluator, evaluate, evaluation_function, predict
 from purenn.train.history import (
     METRICS,
@@ -33,17 +46,7 @@ from purenn.train.history import (
     format_log_line,
     format_validation_line,
 )
-from purenn.train.loop import (
-    CHUNK,
-    ChunkResult,
-    DivergenceError,
-    RunState,
-    chunk_program,
-    epoch_keys,
-    epochs_function,
-    fit,
-    runs_program,
-)
+from purenn.train.loop import DivergenceError, fit
 from purenn.train.step import Components, check_output_layer, default_accuracy, train_step
 
 __all__ = [
@@ -52,11 +55,13 @@ __all__ = [
     "Components",
     "DivergenceError",
     "Evaluator",
+    "LeanResult",
     "MAX_EPOCH",
     "METRICS",
     "RunState",
     "VALIDATION",
     "check_output_layer",
+    "checked_chunk_program",
     "chunk_program",
     "default_accuracy",
     "epoch_keys",
@@ -66,6 +71,7 @@ __all__ = [
     "fit",
     "format_log_line",
     "format_validation_line",
+    "lean_epochs_function",
     "predict",
     "runs_program",
     "train_step",

@@ -1,20 +1,15 @@
-"""The run loop: whole epochs in one compiled ``lax.while_loop``, and ``fit``.
-
-``epochs_function`` is the pure loop of one run; ``chunk_program`` jits it for ``fit``;
-``runs_program`` jits it ``jax.vmap``-ed over a leading axis of independent runs (seeds,
-or a grid of hyperparameters of one structure), for ``purenn.experiments``. Both are
-keyed on the components' structure (``purenn.partition``): one compile per structure.
+"""``fit``: a run, chunk by chunk of compiled epochs (``purenn.train.epochs``).
 
 ``fit`` runs in stages: its arguments are checked into a ``FitSetup``
 (``purenn.train.arguments``); a checkpoint is resumed; chunks of epochs run, each one
-call of the compiled loop, between which lines are printed, validation runs, early
+call of the lean compiled loop (replayed by the checked loop when it finds a fault, which
+raises ``DivergenceError``), between which lines are printed, validation runs, early
 stopping watches and checkpoints are saved; and the run finishes with the early-stopping
 result, the final validation and its lines.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -22,36 +17,21 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.sharding import Mesh
 
 from purenn.layers import Layer
-from purenn.partition import BoundProgram, combine
 from purenn.progress import progress_bar
 from purenn.train.arguments import FitSetup, setup_fit
+from purenn.train.epochs import CHUNK, RunState, checked_chunk_program, chunk_program
 from purenn.train.history import (
-    METRICS,
     History,
     format_log_line,
     format_validation_line,
     resume_run,
     save_run,
 )
-from purenn.train.step import Components, first_learning_rate, step_function
 
-__all__ = [
-    "CHUNK",
-    "ChunkResult",
-    "DivergenceError",
-    "RunState",
-    "chunk_program",
-    "epoch_keys",
-    "epochs_function",
-    "fit",
-    "runs_program",
-]
-
-CHUNK = 100  # the most epochs one call of the compiled loop runs (its metrics buffer)
+__all__ = ["DivergenceError", "fit"]
 
 
 class DivergenceError(FloatingPointError):
@@ -76,160 +56,6 @@ class DivergenceError(FloatingPointError):
         super().__init__(message)
         self.epoch, self.state_epoch, self.history = epoch, state_epoch, history
         self.params, self.opt_state = params, opt_state
-
-
-def epoch_keys(key: jax.Array, epoch) -> tuple[jax.Array, jax.Array]:
-    """``(shuffle_key, dropout_key)`` of epoch ``epoch``: ``split(fold_in(key, epoch))``."""
-    shuffle_key, dropout_key = jax.random.split(jax.random.fold_in(key, epoch))
-    return shuffle_key, dropout_key
-
-
-# --- the compiled loop ------------------------------------------------------------------
-
-
-def _epoch_function(step, batch_size: int | None):
-    """One epoch: a full-batch step, or shuffled minibatches that visit each sample once
-    (the last batch smaller when ``batch_size`` does not divide the sample count)."""
-
-    def full_batch(params, opt_state, X, y, key, epoch):
-        _, dropout_key = epoch_keys(key, epoch)
-        return step(params, opt_state, X, y, jax.random.fold_in(dropout_key, 0))
-
-    def minibatches(params, opt_state, X, y, key, epoch):
-        n_samples = X.shape[0]
-        shuffle_key, dropout_key = epoch_keys(key, epoch)
-        order = jax.random.permutation(shuffle_key, n_samples)
-        n_full, rest = divmod(n_samples, batch_size)
-
-        def batch_step(carry, inputs):
-            indices, batch = inputs
-            params, opt_state, metrics = step(*carry, X[indices], y[indices],
-                                              jax.random.fold_in(dropout_key, batch))
-            return (params, opt_state), metrics
-
-        batches = order[:n_full * batch_size].reshape(n_full, batch_size)
-        (params, opt_state), per_batch = lax.scan(batch_step, (params, opt_state),
-                                                  (batches, jnp.arange(n_full)))
-        sizes = jnp.full((n_full,), batch_size)
-        if rest:
-            indices = order[n_full * batch_size:]
-            params, opt_state, last = step(params, opt_state, X[indices], y[indices],
-                                           jax.random.fold_in(dropout_key, n_full))
-            per_batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]),
-                                     per_batch, last)
-            sizes = jnp.concatenate([sizes, jnp.array([rest])])
-        weights = sizes / n_samples
-        metrics = {name: jnp.sum(values * weights.astype(values.dtype))
-                   for name, values in per_batch.items() if name != "learning_rate"}
-        if "learning_rate" in per_batch:
-            metrics["learning_rate"] = per_batch["learning_rate"][0]
-        return params, opt_state, metrics
-
-    return full_batch if batch_size is None else minibatches
-
-
-def _all_finite(tree) -> jax.Array:
-    """Whether every inexact leaf of ``tree`` is finite (a traced scalar bool)."""
-    checks = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
-
-
-class RunState(NamedTuple):
-    """What the compiled loop carries: the state entering the next epoch and the state
-    entering the one before (the last state with a finite loss when the loss fails)."""
-
-    params: Any
-    opt_state: Any
-    previous_params: Any
-    previous_opt_state: Any
-
-
-class ChunkResult(NamedTuple):
-    """One call of the compiled loop: ``done`` epochs ran and were finite; if ``done <
-    count`` the epoch after them failed, and ``metrics[done]`` holds its metrics."""
-
-    state: RunState
-    metrics: dict  # metric -> (CHUNK,) array; entries past done (+1) are zeros
-    done: jax.Array  # int32 scalar
-
-
-def epochs_function(components: Components, batch_size: int | None):
-    """The pure ``run(state, X, y, key, start, count) -> ChunkResult``: epochs ``start,
-    start + 1, ...`` in one ``lax.while_loop``, at most ``count <= CHUNK`` of them,
-    stopping early at the first epoch whose loss, parameters or optimizer state is not
-    finite. ``start`` and ``count`` are traced: one program serves every chunk of a run.
-    ``chunk_program`` jits it; ``runs_program`` vmaps it over runs."""
-    epoch = _epoch_function(step_function(components), batch_size)
-
-    def run(state: RunState, X, y, key, start, count):
-        dtype = jnp.result_type(X, *[leaf for leaf in jax.tree.leaves(state.params)
-                                     if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)])
-        learning_rate = first_learning_rate(state.opt_state)
-        names = [n for n in METRICS if n != "learning_rate" and
-                 (n != "accuracy" or components.accuracy is not None)]
-        buffer = {name: jnp.zeros(CHUNK, dtype) for name in names}
-        if learning_rate is not None:
-            buffer["learning_rate"] = jnp.zeros(CHUNK, jnp.result_type(learning_rate))
-
-        def not_done(carry):
-            _, _, done, failed = carry
-            return (done < count) & ~failed
-
-        def body(carry):
-            state, buffer, done, _ = carry
-            params, opt_state, metrics = epoch(state.params, state.opt_state, X, y, key,
-                                               start + done)
-            buffer = {name: buffer[name].at[done].set(metrics[name].astype(buffer[name].dtype))
-                      for name in buffer}
-            ok = jnp.isfinite(metrics["loss"]) & _all_finite((params, opt_state))
-            new_state = RunState(params, opt_state, state.params, state.opt_state)
-            state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
-            return state, buffer, done + ok.astype(done.dtype), ~ok
-
-        state, buffer, done, _ = lax.while_loop(
-            not_done, body, (state, buffer, jnp.zeros((), jnp.int32), jnp.asarray(False)))
-        return ChunkResult(state, buffer, done)
-
-    return run
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _run_program(static, batch_size, dynamic, state, X, y, key, start, count):
-    run = epochs_function(combine(dynamic, static), batch_size)
-    return run(state, X, y, key, start, count)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _runs_program(static, batch_size, stacked, dynamic, state, X, y, key, start, count):
-    def one(dynamic, state, X, y, key):
-        run = epochs_function(combine(dynamic, static), batch_size)
-        return run(state, X, y, key, start, count)
-
-    return jax.vmap(one, in_axes=(0 if stacked else None, 0, 0, 0, 0))(dynamic, state, X, y,
-                                                                       key)
-
-
-def chunk_program(components: Components, batch_size: int | None) -> BoundProgram:
-    """``epochs_function(components, batch_size)`` jitted: ``program(state, X, y, key,
-    start, count) -> ChunkResult``, with ``start`` and ``count`` int32 scalars.
-    Components of one structure share the compiled program."""
-    return BoundProgram(_run_program, components, batch_size)
-
-
-def runs_program(components: Components, batch_size: int | None, *,
-                 stacked: bool = False) -> BoundProgram:
-    """Many independent runs in one compiled loop: ``chunk_program`` ``jax.vmap``-ed over
-    a leading run axis ``S`` of ``state``, ``X``, ``y`` and ``key`` (``start`` and
-    ``count`` are shared; the result's leaves carry the run axis, ``done`` is ``(S,)``).
-    With ``stacked=True`` the numeric leaves of the components (the hyperparameters of
-    models and optimizers of one structure, stacked with ``purenn.pytrees.stack``) carry
-    the run axis too: one program trains a grid of hyperparameters. One compile per
-    structure, as for ``chunk_program``."""
-    return BoundProgram(_runs_program, components, batch_size, stacked)
-
-
-# --- fit ----------------------------------------------------------------------------------
 
 
 def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array,
@@ -301,8 +127,8 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     params, opt_state, start = _resume(setup, params, opt_state, history, resume)
     if jax.process_index() != 0:
         log_fn = None
-    outcome = _train_chunks(setup, RunState(params, opt_state, params, opt_state), start,
-                            history, log_fn, progress)
+    outcome = _train_chunks(setup, _Entry(start, params, opt_state), history, log_fn,
+                            progress)
     return _finish(setup, outcome, history, log_fn)
 
 
@@ -326,11 +152,18 @@ def _resume(setup: FitSetup, params, opt_state, history: History, resume: bool):
     return params, opt_state, start
 
 
+class _Entry(NamedTuple):
+    """The state entering an epoch."""
+
+    epoch: int
+    params: Any
+    opt_state: Any
+
+
 class _Outcome(NamedTuple):
     """Where the chunk loop ended."""
 
-    state: RunState  # the state entering next_epoch
-    next_epoch: int
+    entry: _Entry  # the state entering the epoch after the last one trained
     run_start: int  # the first epoch this call trained (after a resume)
     best: tuple | None  # (val_loss, epoch, params, opt_state) of the best validation point
     stopped: bool  # early stopping ended the run
@@ -347,66 +180,92 @@ def _next_stop(start: int, end: int, every: int, checkpoint_every: int | None) -
     return max(stop, start)
 
 
-def _train_chunks(setup: FitSetup, state: RunState, start: int, history: History,
-                  log_fn, progress) -> _Outcome:
-    """Run epochs ``start`` to ``setup.end - 1`` chunk by chunk: after each, print its
-    log lines, validate, watch for early stopping, save the checkpoint and move the
+def _run_chunk(setup: FitSetup, program, entry: _Entry, before: _Entry | None, count: int,
+               run_start: int, history: History):
+    """``(params, opt_state, metrics)`` after the ``count`` epochs from ``entry``, by the
+    lean loop; ``metrics`` maps each metric to a NumPy array of ``count`` values. When the
+    lean loop finds a non-finite loss or a non-finite final state, the chunk is replayed
+    by the checked loop, which raises the ``DivergenceError`` at the exact epoch.
+    ``before``, the entry of the chunk before (None for the run's first), gives the state
+    entering the epoch before ``entry``'s."""
+    s = setup
+    start = np.int32(entry.epoch)
+    result = program(entry.params, entry.opt_state, s.X, s.y, s.key, start, np.int32(count))
+    if int(result.done) == count and bool(result.finite):
+        metrics = {name: np.asarray(values)[:count] for name, values in result.metrics.items()}
+        return result.params, result.opt_state, metrics
+    previous = entry
+    if before is not None:  # the state entering epoch entry.epoch - 1, by the same program
+        previous = program(before.params, before.opt_state, s.X, s.y, s.key,
+                           np.int32(before.epoch), np.int32(entry.epoch - 1 - before.epoch))
+    state = RunState(entry.params, entry.opt_state, previous.params, previous.opt_state)
+    checked = checked_chunk_program(s.components, s.batch_size)
+    result = checked(state, s.X, s.y, s.key, start, np.int32(count))
+    metrics = {name: np.asarray(values) for name, values in result.metrics.items()}
+    done = int(result.done)
+    if done < count:
+        raise _divergence(result, metrics, done, entry.epoch, run_start, history)
+    # The checked loop ran the chunk through: its run is as sound as the lean one's.
+    return result.state.params, result.state.opt_state, {
+        name: values[:count] for name, values in metrics.items()}
+
+
+def _train_chunks(setup: FitSetup, entry: _Entry, history: History, log_fn,
+                  progress) -> _Outcome:
+    """Run epochs ``entry.epoch`` to ``setup.end - 1`` chunk by chunk: after each, print
+    its log lines, validate, watch for early stopping, save the checkpoint and move the
     progress bar. An interrupt saves the last finished chunk, then goes on."""
     s = setup
     program = chunk_program(s.components, s.batch_size)
-    bar = progress_bar(progress, s.end - s.first, initial=start - s.first)
+    run_start = entry.epoch
+    bar = progress_bar(progress, s.end - s.first, initial=run_start - s.first)
     write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
-    # ``current`` is (state, next epoch), replaced in one assignment, so an interrupt
-    # always sees a state and the epoch it enters together.
-    current, run_start = (state, start), start
-    best, waited, stopped = None, 0, False
+    # ``entry`` is replaced in one assignment, so an interrupt always sees a state and
+    # the epoch it enters together.
+    before, best, waited, stopped = None, None, 0, False
     try:
-        while start < s.end:
+        while entry.epoch < s.end:
+            start = entry.epoch
             stop = _next_stop(start, s.end, s.every, s.checkpoint_every)
-            result = program(current[0], s.X, s.y, s.key, np.int32(start),
-                             np.int32(stop - start + 1))
-            chunk = {name: np.asarray(values) for name, values in result.metrics.items()}
-            done = int(result.done)
-            if done < stop - start + 1:
-                raise _divergence(result, chunk, done, start, run_start, history)
-            history.extend(chunk, done)
+            params, opt_state, chunk = _run_chunk(s, program, entry, before, stop - start + 1,
+                                                  run_start, history)
+            history.extend(chunk, stop - start + 1)
             validated = s.evaluator is not None and (stop % s.every == 0 or stop + 1 == s.end)
             if validated:  # before the state is taken, so an interrupt keeps them together
-                metrics = s.evaluator(result.state.params, *s.validation_data)
+                metrics = s.evaluator(params, *s.validation_data)
                 history.add_validation(stop, metrics)
-            current = (result.state, stop + 1)
-            state, start = current
-            _write_log_lines(write, s.log_every, chunk, done, stop)
+            before, entry = entry, _Entry(stop + 1, params, opt_state)
+            _write_log_lines(write, s.log_every, chunk, stop)
             if validated:
                 if best is None or metrics["loss"] < best[0]:
-                    best, waited = (metrics["loss"], stop, state.params, state.opt_state), 0
+                    best, waited = (metrics["loss"], stop, params, opt_state), 0
                 else:
                     waited += 1
-            if s.checkpoint_path is not None and (start == s.end or (
-                    s.checkpoint_every and start % s.checkpoint_every == 0)):
-                save_run(s.checkpoint_path, state.params, state.opt_state, start, s.key,
-                         history)
+            if s.checkpoint_path is not None and (entry.epoch == s.end or (
+                    s.checkpoint_every and entry.epoch % s.checkpoint_every == 0)):
+                save_run(s.checkpoint_path, params, opt_state, entry.epoch, s.key, history)
             if bar is not None:
-                bar.update(start - s.first - bar.n)
-            if s.patience is not None and waited >= s.patience and start < s.end:
+                bar.update(entry.epoch - s.first - bar.n)
+            if s.patience is not None and waited >= s.patience and entry.epoch < s.end:
                 stopped = True
                 break
     except KeyboardInterrupt:
         if s.checkpoint_path is not None:
-            state, start = current
-            history.truncate(start - s.first)
-            history.keep_validation(lambda epoch: epoch < start)
-            save_run(s.checkpoint_path, state.params, state.opt_state, start, s.key, history)
+            history.truncate(entry.epoch - s.first)
+            history.keep_validation(lambda epoch: epoch < entry.epoch)
+            save_run(s.checkpoint_path, entry.params, entry.opt_state, entry.epoch, s.key,
+                     history)
         raise
     finally:
         if bar is not None:
             bar.close()
-    return _Outcome(*current, run_start, best, stopped)
+    return _Outcome(entry, run_start, best, stopped)
 
 
-def _write_log_lines(write, log_every, chunk: dict, done: int, stop: int) -> None:
+def _write_log_lines(write, log_every, chunk: dict, stop: int) -> None:
     """The book's line of every epoch of the chunk ending at ``stop`` that is a multiple
     of ``log_every``."""
+    done = len(chunk["loss"])
     for offset in range(done):
         epoch = stop + 1 - done + offset
         if write is not None and log_every and epoch % log_every == 0:
@@ -417,9 +276,9 @@ def _write_log_lines(write, log_every, chunk: dict, done: int, stop: int) -> Non
 def _finish(setup: FitSetup, outcome: _Outcome, history: History, log_fn):
     """``fit``'s result: the last state (or early stopping's best), the history, the
     final validation and, with validation data, the run's closing lines."""
-    params, opt_state = outcome.state.params, outcome.state.opt_state
+    params, opt_state = outcome.entry.params, outcome.entry.opt_state
     out = history.arrays(with_validation=setup.evaluator is not None)
-    last = outcome.next_epoch - 1
+    last = outcome.entry.epoch - 1
     if setup.patience is not None:
         if outcome.best is None:  # nothing left to train: a finished run's checkpoint
             out["best_epoch"] = last
@@ -430,7 +289,7 @@ def _finish(setup: FitSetup, outcome: _Outcome, history: History, log_fn):
         if log_fn is not None:
             # The validation line follows the line of the last epoch trained.
             log_every = setup.log_every
-            if outcome.next_epoch > outcome.run_start and not (
+            if outcome.entry.epoch > outcome.run_start and not (
                     log_every and last % log_every == 0):
                 log_fn(format_log_line(last, {name: out[name][-1] for name in setup.names}))
             if outcome.stopped:
