@@ -10,8 +10,6 @@ over a stack of them. Compiles are counted with ``jax.monitoring``'s backend-com
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,25 +19,9 @@ import purenn as pn
 from purenn import experiments
 from purenn.partition import combine, partition
 from tests import fresh_process
-from tests.fresh_process import COMPILE_EVENT, book_model
+from tests.fresh_process import book_model, compiles
 
 CCE = pn.losses.softmax_categorical_crossentropy
-
-
-@contextlib.contextmanager
-def compiles():
-    """Collect ``(function name, seconds)`` of every program XLA compiles in the block."""
-    seen = []
-
-    def listener(event, seconds, **kwargs):
-        if event == COMPILE_EVENT:
-            seen.append((kwargs.get("fun_name", "?"), seconds))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_the_compile_counter_counts():

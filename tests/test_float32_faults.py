@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import purenn as pn
+from tests.fresh_process import compiles
 
 CCE = pn.losses.softmax_categorical_crossentropy
 MODES = [pytest.param(False, id="float32"), pytest.param(True, id="float64")]
@@ -181,20 +182,6 @@ def _faulty_sgd(rate, *, at, fault):
     return pn.optimizers.GradientTransformation(init, update)
 
 
-def _compiled_names():
-    """``(names, listener)``: the names of the programs XLA compiles from now on, until
-    the listener is unregistered."""
-    names = []
-
-    def listener(event, seconds, **kwargs):
-        del seconds  # counts, never times
-        if event == "/jax/core/compile/backend_compile_duration":
-            names.append(kwargs.get("fun_name", "?"))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    return names, listener
-
-
 def _same_history(error_history, history):
     assert set(error_history) == set(history)
     for name, values in history.items():
@@ -211,14 +198,12 @@ def test_a_fault_only_the_final_check_sees_is_found_at_its_epoch(x64):
         model, params, X, y = _setup()
         opt = _faulty_sgd(0.1, at=37, fault="state")
         common = dict(key=jax.random.key(3), log_every=50, log_fn=None)
-        names, listener = _compiled_names()
-        try:
+        with compiles() as seen:
             expected = pn.fit(model, CCE, opt, params, X, y, epochs=37, **common)
-            sound = list(names)  # a run that does not diverge compiles no checked loop
+            sound = [name for name, _ in seen]  # a sound run compiles no checked loop
             with pytest.raises(pn.DivergenceError) as info:
                 pn.fit(model, CCE, opt, params, X, y, epochs=60, **common)
-        finally:
-            jax.monitoring.unregister_event_duration_listener(listener)
+        names = [name for name, _ in seen]
         assert "jit(_run_program)" in sound and "jit(_checked_program)" not in sound
         assert names.count("jit(_checked_program)") == 1, names
         error = info.value

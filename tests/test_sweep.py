@@ -27,6 +27,7 @@ import purenn as pn
 from purenn import cli, experiments, plotting, sweep
 from purenn.cli import options
 from purenn.experiments import Config
+from tests.fresh_process import compiles
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 51
@@ -238,35 +239,20 @@ def test_a_diverging_run_gets_nan_and_the_others_go_on(mode):
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(diverged.params))
 
 
-def _compile_events():
-    names = []
-
-    def listen(event, duration, **kwargs):
-        del duration  # counts, never times
-        if event == "/jax/core/compile/backend_compile_duration":
-            names.append(kwargs.get("fun_name", "?"))
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    return names, listen
-
-
 def test_one_compile_per_structure():
     # Sizes no other test uses, so that the training program is new here.
     config = Config(samples=11, hidden=(7,), validation_samples=5,
                     optimizer_args=(("learning_rate", 0.02),), epochs=21)
-    names, listener = _compile_events()
-    runs = []  # the compiles each run made, by the count of names when it ended
-    try:
+    runs = []  # the compiles each run made, by the count of compiles when it ended
+    with compiles() as seen:
         sweep.run_grid(config, {"weight_l2": [1e-4, 2e-4], "dropout": [0.0, 0.1]}, [3, 4],
                        progress=False, mode="sequential",
-                       on_result=lambda result: runs.append(len(names)))
-        grid = list(names)
-        names.clear()
+                       on_result=lambda result: runs.append(len(seen)))
+    grid = [name for name, _ in seen]
+    with compiles() as seen:
         sweep.run_grid(config, {"weight_l2": [5e-4, 3e-4], "dropout": [0.2, 0.0]}, [5, 6],
                        progress=False, mode="sequential")
-        again = list(names)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+    again = [name for name, _ in seen]
     # 2 x 2 cells x 2 seeds: the training program and the evaluation program compile once,
     # in the first run (with its data and init); the other 7 runs compile nothing but one
     # init program: a run starts from the params purenn train would, the init of the
