@@ -61,7 +61,14 @@ class Layer:
     hyperparameters are pytree leaves, and whose ``pytrees.static()`` fields (sizes,
     functions) are structure.
     Wrap your own functions with ``pn.layers.custom(init, apply, penalty)``.
+
+    ``pure_init``: whether ``init`` may run inside one compiled program (no Python side
+    effects, JAX arrays out); ``serial`` then compiles a whole model's ``init`` into one
+    program. False here and for ``custom`` layers; True for purenn's own layers. A
+    subclass whose ``init`` is pure may set it True.
     """
+
+    pure_init = False
 
     def init(self, key: jax.Array) -> Any:
         """The initial parameters, drawn from ``key``."""
@@ -89,6 +96,8 @@ class Layer:
 @pytrees.dataclass
 class Dense(Layer):
     """``x @ weights + biases`` with optional L1/L2 penalties; build it with ``dense``."""
+
+    pure_init = True
 
     n_inputs: int = pytrees.static()
     n_neurons: int = pytrees.static()
@@ -188,6 +197,8 @@ def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
 class _Activation(Layer):
     """A parameterless layer applying ``_op`` elementwise (or per row)."""
 
+    pure_init = True
+
     _op: Callable[[jax.Array], jax.Array]
 
     def init(self, key):
@@ -244,6 +255,8 @@ def softmax() -> Softmax:
 @pytrees.dataclass
 class Dropout(Layer):
     """Inverted dropout of a fraction ``rate``; build it with ``dropout(rate)``."""
+
+    pure_init = True
 
     rate: Any
 
@@ -316,7 +329,7 @@ class Serial(Layer):
         if key is None:
             raise TypeError("serial.init needs a key, e.g. model.init(jax.random.key(0))")
         key = check_key("key", key)
-        if _init_compiles(self):
+        if self.pure_init:
             return self._compiled_params(key)
         return self._params(key)
 
@@ -324,6 +337,11 @@ class Serial(Layer):
         return tuple(layer.init(k) for layer, k in zip(self.layers, self._split(key)))
 
     _compiled_params = compiled_method(_params)
+
+    @property
+    def pure_init(self) -> bool:
+        """Whether every layer's ``init`` is pure: then this one is one program."""
+        return all(layer.pure_init for layer in self.layers)
 
     def apply(self, params, x, *, key=None, train=False):
         """Each layer in turn: ``(N, features_in) -> (N, features_out)``. Layer ``i``
@@ -341,17 +359,6 @@ class Serial(Layer):
         for layer, layer_params in zip(self.layers, params):
             total = total + layer.penalty(layer_params)
         return total
-
-
-_OWN_LAYERS = (Dense, Relu, Sigmoid, Softmax, Dropout)
-
-
-def _init_compiles(layer: Layer) -> bool:
-    """Whether ``layer.init`` may run inside one compiled program: purenn's own layers
-    (their ``init`` is pure), not ``custom`` ones or your own ``Layer`` subclasses."""
-    if type(layer) is Serial:
-        return all(_init_compiles(inner) for inner in layer.layers)
-    return type(layer) in _OWN_LAYERS
 
 
 def serial(*layers: Layer) -> Serial:
