@@ -282,12 +282,15 @@ def writer(mode: str, *targets: Path) -> subprocess.Popen:
 def test_a_save_deletes_the_temporary_files_that_killed_saves_left(tmp_path):
     run, other = tmp_path / "run.safetensors", tmp_path / "run.safetensors.1"
     long_run, long_other = tmp_path / (LONG + "a"), tmp_path / (LONG + "b")
+    # The live writer saves first: a save made after the dead writer exited would rightly
+    # delete the dead writer's temporary files before this test looks at them.
     live = writer("wait", run, long_run)
-    dead = writer("exit", run, run, other, long_run, long_other)
+    dead = None
     try:
+        assert live.stdout.readline() == "saved\n", live.stderr.read()
+        dead = writer("exit", run, run, other, long_run, long_other)
         _, err = dead.communicate(timeout=120)
         assert dead.returncode == 0, err
-        assert live.stdout.readline() == "saved\n", live.stderr.read()
 
         def of(pid: int) -> set[str]:  # .<name>.<pid>.<host>.<random>.tmp
             return {name for name in temp_files(tmp_path) if name.split(".")[-4] == str(pid)}
@@ -322,8 +325,9 @@ def test_a_save_deletes_the_temporary_files_that_killed_saves_left(tmp_path):
         assert set(os.listdir(tmp_path)) >= others
     finally:
         live.communicate(timeout=60)  # closes its stdin: it exits
-        dead.kill()
-        dead.communicate()
+        if dead is not None:
+            dead.kill()
+            dead.communicate()
 
 
 # --- symbolic links and permission bits ------------------------------------------------
