@@ -19,6 +19,7 @@ import safetensors.numpy
 import purenn as pn
 import purenn.checkpoint
 from purenn import cli, experiments
+from tests.fresh_process import pausing_command
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERRUPTED = re.compile(r"^purenn (book|train): interrupted at epoch (\d+); saved to (.+); "
@@ -176,7 +177,7 @@ def test_ctrl_c_keeps_the_run_and_resume_ends_bit_identical(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
     path = tmp_path / "run.safetensors"
-    process = subprocess.Popen([sys.executable, "-m", "purenn", *options, "--save", str(path)],
+    process = subprocess.Popen(pausing_command("epoch: 100,", *options, "--save", str(path)),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=ROOT, env=env)
     try:
