@@ -163,3 +163,81 @@ print(pn.evaluate(model, loss, params, X, y)["loss"])
                             timeout=300, cwd=work, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert files_under(home) == [] and files_under(work) == []
+
+
+# Compiles five small programs with the command's cache, damages their entries in four ways,
+# and compiles them again twice (JAX's in-memory caches cleared, so each time the programs
+# are looked up in the folder); then once more with --quiet after one more damage. Prints
+# the results and JAX's cache events of each pass as one JSON line.
+REPAIRING = """
+import argparse, collections, json, sys
+from pathlib import Path
+import jax, jax.numpy as jnp, numpy as np
+from jax.experimental.compilation_cache import compilation_cache
+from purenn.cli import cache
+
+events = collections.Counter()
+jax.monitoring.register_event_listener(
+    lambda event, **_: events.update([event.rsplit("/", 1)[1]]))
+
+def use_cache(quiet):
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
+    cache.use_compilation_cache(argparse.Namespace(no_cache=False, quiet=quiet), "purenn test")
+
+def truncated(x): return x + 1
+def zeroed(x, y): return x * y
+def swapped_a(x): return x.sum(), x.mean()
+def swapped_b(x): return jnp.sin(x)
+def unloadable(x): return x @ x.T
+programs = [truncated, zeroed, swapped_a, swapped_b, unloadable]
+
+def run_all():
+    jax.clear_caches()
+    events.clear()
+    x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    results = [jax.jit(f)(*([x] * f.__code__.co_argcount)) for f in programs]
+    return {"results": jax.tree.map(lambda a: a.tolist(), results),
+            "hits": events["cache_hits"], "misses": events["cache_misses"]}
+
+def entry(name):
+    [path] = Path(cache.cache_folder()).glob(f"jit_{name}-*")
+    return path
+
+use_cache(quiet=False)
+passes = [run_all()]
+entry("truncated").write_bytes(entry("truncated").read_bytes()[:100])
+entry("zeroed").write_bytes(bytes(len(entry("zeroed").read_bytes())))
+a, b = entry("swapped_a"), entry("swapped_b")
+a_bytes = a.read_bytes()
+a.write_bytes(b.read_bytes())
+b.write_bytes(a_bytes)
+key = entry("unloadable").name.removesuffix(cache.ENTRY_SUFFIX)  # intact, but not a program
+cache.CheckedCache(cache.cache_folder(), warn=print).put(key, b"not a compiled program")
+passes += [run_all(), run_all()]
+print("--- quiet", file=sys.stderr)
+use_cache(quiet=True)
+entry("truncated").write_bytes(b"")
+passes.append(run_all())
+print(json.dumps(passes))
+"""
+
+
+def test_a_damaged_or_swapped_cache_entry_is_removed_and_compiled_again(tmp_path):
+    result = subprocess.run([sys.executable, "-c", REPAIRING], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT,
+                            env=environment(tmp_path / "xdg"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, repaired, again, quiet = json.loads(result.stdout)
+    assert (first["hits"], first["misses"]) == (0, 5)
+    assert repaired["results"] == first["results"]
+    assert (repaired["hits"], repaired["misses"]) == (0, 5)  # all five rewritten
+    assert (again["hits"], again["misses"]) == (5, 0)  # and loaded the next time
+    assert (quiet["hits"], quiet["misses"]) == (4, 1)
+    assert quiet["results"] == first["results"]
+    folder = str(tmp_path / "xdg" / "purenn")
+    # one line for all the repairs of a process, none with --quiet, no JAX warning
+    assert result.stderr.splitlines() == [
+        f"purenn test: warning: the compilation cache in {folder!r} held a damaged entry "
+        f"(jit_truncated); it is compiled again and rewritten",
+        "--- quiet"]

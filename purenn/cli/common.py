@@ -1,5 +1,5 @@
-"""What the ``purenn`` commands share: one-line errors, the compilation cache, the checks of
-an output path, and the ``±`` of their summaries."""
+"""What the ``purenn`` commands share: one-line errors, the compilation cache (from
+``purenn.cli.cache``), the checks of an output path, and the ``±`` of their summaries."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import argparse
 import os
 import sys
 
-import jax
-
 from purenn import files
+from purenn.cli.cache import (
+    NO_CACHE_ENV,
+    cache_disabled,
+    cache_folder,
+    enable_compilation_cache,
+    use_compilation_cache,
+)
 
 __all__ = [
     "NO_CACHE_ENV",
@@ -24,8 +29,6 @@ __all__ = [
     "print_line",
     "use_compilation_cache",
 ]
-
-NO_CACHE_ENV = "PURENN_NO_CACHE"
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,55 +65,6 @@ def plus_minus() -> str:
         return "±"
     except (UnicodeEncodeError, LookupError):
         return "+/-"
-
-
-# --- the compilation cache ---------------------------------------------------------------
-
-
-def cache_folder() -> str:
-    """Where the command keeps compiled programs: ``$XDG_CACHE_HOME/purenn``, or
-    ``~/.cache/purenn`` when XDG_CACHE_HOME is unset or not an absolute path (as the XDG
-    base directory specification asks)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "purenn")
-
-
-def cache_disabled(args) -> bool:
-    """``--no-cache``, or PURENN_NO_CACHE set to anything but "" or "0"."""
-    return args.no_cache or os.environ.get(NO_CACHE_ENV, "") not in ("", "0")
-
-
-def enable_compilation_cache(warn) -> str | None:
-    """Turn on JAX's persistent compilation cache in ``cache_folder()`` for every program,
-    however quickly it compiled, so that a later run loads instead of compiling. Returns
-    the folder, or None after one ``warn(message)`` when the folder cannot be created or
-    written. A folder chosen with JAX_COMPILATION_CACHE_DIR wins, with JAX's settings as
-    they are. Changes this process's ``jax.config``: call it before anything compiles."""
-    chosen = jax.config.jax_compilation_cache_dir
-    if chosen:
-        return chosen
-    folder = cache_folder()
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)  # the cache holds code JAX will run
-        files.probe_writable(folder)
-    except OSError as err:
-        warn(f"cannot use the compilation cache folder {folder!r} "
-             f"({err.strerror or err}); running without it")
-        return None
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size limit
-    return folder
-
-
-def use_compilation_cache(args, prog: str) -> None:
-    """``enable_compilation_cache`` unless ``args`` turn it off (``--no-cache``,
-    PURENN_NO_CACHE); its warning is ``prog: warning: ...`` on stderr."""
-    if not cache_disabled(args):
-        enable_compilation_cache(
-            lambda message: print(f"{prog}: warning: {message}", file=sys.stderr))
 
 
 # --- output paths -----------------------------------------------------------------------

@@ -140,7 +140,7 @@ OPTIONS: tuple[Option, ...] = (
            type=values.positive_int, default=100, metavar="N", sweepable=True),
     Option(("--classes",), _TRAIN_AND_SWEEP, "data",
            "number of classes (default 3; 2 with --binary)",
-           type=values.positive_int, metavar="C", sweepable=True),
+           type=values.class_count, metavar="C", sweepable=True),
     Option(("--validation-samples",), _TRAIN_AND_SWEEP, "data",
            "validation samples per class, drawn with another key (default 100; 0: no "
            "validation)", type=values.nonnegative_int, default=100, metavar="N",

@@ -20,7 +20,7 @@ import numpy as np
 
 import purenn as pn
 from purenn import experiments
-from purenn.cli import common
+from purenn.cli import common, memory
 from purenn.cli.options import add_options, config_from_args
 from purenn.experiments import BOOK, Config
 
@@ -143,8 +143,9 @@ def _format_bytes(count: float) -> str:
 
 
 def _check_memory(parser, config: Config, args, hint: str):
-    """Refuse a run whose parameters, optimizer state, data and activations cannot fit,
-    before any of them is allocated."""
+    """Refuse a run that cannot fit in memory, before anything is allocated: first from
+    shapes alone (a lower bound, nothing compiled), then by XLA's analysis of the
+    compiled training program, which the run then reuses (no compile added)."""
     limit = experiments.memory_limit()
     if limit is None:
         return
@@ -157,6 +158,11 @@ def _check_memory(parser, config: Config, args, hint: str):
             f"parameters ({_format_bytes(need.state)} with their gradients and the "
             f"{config.optimizer} state), {_format_bytes(need.data)} of data, "
             f"{_format_bytes(need.activations)} of activations; {hint}")
+    measured = memory.measure_memory(config, args.seeds, vmap=vmap)
+    if measured > limit[0]:
+        parser.error(
+            f"this run needs {_format_bytes(measured)} of memory by XLA's analysis of its "
+            f"training program, more than {limit[1]} ({_format_bytes(limit[0])}); {hint}")
 
 
 def _check_run(config: Config, args, parser, hint: str):
@@ -180,8 +186,8 @@ def _check_run(config: Config, args, parser, hint: str):
         experiments.components(config)  # the layers and the optimizer check their arguments
     except (ValueError, TypeError) as err:
         parser.error(str(err))
-    _check_memory(parser, config, args, hint)  # from shapes: compiles nothing
     common.use_compilation_cache(args, parser.prog)  # before anything compiles
+    _check_memory(parser, config, args, hint)  # compiles the run's training program
     if args.resume:
         _check_resumable(parser, save, config, args.seed)
     return plot, save

@@ -15,6 +15,7 @@ from purenn import sweep
 
 __all__ = [
     "MAX_EPOCHS",
+    "class_count",
     "epochs_int",
     "experiment_name",
     "fraction",
@@ -42,6 +43,15 @@ def positive_int(text):
     value = _number(int, text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def class_count(text):
+    """``--classes``: a classifier separates 2 classes at least."""
+    value = _number(int, text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 2 (a classifier needs two classes at least), got {value}")
     return value
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purenn import losses
 from purenn._checks import check_matrix
@@ -66,8 +67,16 @@ def evaluate(model: Layer, loss: Callable, params, X, y, *,
       ``{"loss": data loss, "accuracy": ...}`` as Python floats (no regularization term,
       as in the book's validation line; no accuracy for a loss that carries none and no
       ``accuracy`` argument).
+
+    Raises:
+      ValueError: ``X`` is empty (a mean over no samples has no value), or any problem
+        ``fit`` refuses in its data.
     """
     accuracy = check_components(model, loss, None, accuracy, need_optimizer=False)
+    shape = getattr(X, "shape", ())
+    if len(shape) == 2 and shape[0] == 0:  # before check_dataset, whose words are fit's
+        raise ValueError("X is empty (0 samples): there is nothing to evaluate; give at "
+                         "least one sample")
     X, y = check_dataset(model, loss, params, X, y)
     return Evaluator(model, loss, accuracy)(params, X, y)
 
@@ -91,24 +100,28 @@ def predict(model: Layer, loss: Callable, params, X, *, batch_size: int | None =
     Args:
       model, loss: as for ``fit``.
       params: the trained parameters.
-      X: inputs ``(N, features)``.
+      X: inputs ``(N, features)``; with N = 0 the result is empty, ``(0, outputs)``
+        (nothing is compiled for it).
       batch_size: predict this many rows at a time (one compiled program; the last
-        batch is padded, and may be larger than ``N``), to bound memory; None: all at
-        once.
+        batch is padded), to bound memory; more than N: one batch of N rows, as None.
+        None: all at once.
 
     Returns:
       ``(N, outputs)`` probabilities, in the params' dtype.
     """
     check_components(model, loss, None, None, need_optimizer=False)
     X = check_matrix("X", X)
-    if batch_size is not None:  # larger than N too: one batch_size, one program, any X
+    if batch_size is not None:  # larger than N too: clipped to N below
         limit = (max(batch_size, X.shape[0]) if isinstance(batch_size, numbers.Integral)
                  else X.shape[0])
         batch_size = check_batch_size(batch_size, limit)
     program = BoundProgram(_predict_program, (model, loss))
-    if batch_size is None:
-        return program(params, X)
     n = X.shape[0]
+    if n == 0:
+        result = jax.eval_shape(program, params, X)
+        return jax.device_put(np.zeros(result.shape, result.dtype))
+    if batch_size is None or batch_size >= n:
+        return program(params, X)
     padded = jnp.concatenate([X, jnp.zeros((-n % batch_size, X.shape[1]), X.dtype)])
     parts = [program(params, padded[i:i + batch_size]) for i in range(0, n, batch_size)]
     return jnp.concatenate(parts)[:n]
