@@ -204,7 +204,7 @@ def test_a_second_sweep_on_the_folder_is_refused_or_waits(tmp_path):
     (Holder(1, "another-machine", "2026-01-01 00:00:00 +0000", "purenn sweep").text(),
      "process 1 on another-machine"),
     ("garbage\n", "a process it does not name"),
-])
+], ids=["another machine", "no holder"])
 def test_a_lock_that_may_be_live_is_never_taken_over(tmp_path, text, named):
     (tmp_path / LOCK).write_text(text)
     code, _, err = call([*SMALL, "--out", tmp_path])
