@@ -24,7 +24,7 @@ import secrets
 import socket
 from collections.abc import Iterable
 
-__all__ = ["atomic_write", "name_max", "probe_writable"]
+__all__ = ["atomic_write", "name_max", "probe_writable", "process_exists"]
 
 
 def name_max(folder: str | os.PathLike) -> int:
@@ -133,12 +133,12 @@ def _remove_stale_temps(folder: str, stem: str) -> None:
         return
     for name in names:
         match = _TEMP_END.fullmatch(name, len(stem)) if name.startswith(stem) else None
-        if match and match[2] == host and not _process_exists(int(match[1])):
+        if match and match[2] == host and not process_exists(int(match[1])):
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, name))
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine; True when unsure."""
     if os.name == "nt":  # there os.kill(pid, 0) would terminate the process
         return True

@@ -16,6 +16,11 @@ Every combination of values (a *cell*) is trained once per seed::
     >>> [cell.values for cell in sweep.summarize(results)][:2]
     [{'weight_l2': 0.0, 'dropout': 0.0}, {'weight_l2': 0.0, 'dropout': 0.1}]
 
+The grid is checked before anything trains (``grids.check_grid``): values that are one
+number in the precision the runs compute in (``0.1`` and ``0.100000001`` in float32) would
+make two equal cells and are refused, and a grid of more than ``MAX_CELLS`` (100,000) cells
+needs ``max_cells=``.
+
 Each run is the run ``purenn train`` makes of ``apply_values(config, values)`` with that
 seed: the same data, initial weights, dropout masks and epoch keys, so a run's final
 metrics are those the command prints.
@@ -46,9 +51,7 @@ comma lists of ``purenn train`` options and writes ``runs.csv``, ``summary.csv``
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -59,11 +62,20 @@ import numpy as np
 
 import purenn as pn
 from purenn import experiments
-from purenn.experiments import OPTIMIZERS, Config
+from purenn.experiments import Config
+from purenn.grids import (
+    CONFIG_FIELDS,
+    MAX_CELLS,
+    SWEEPABLE,
+    apply_values,
+    cells,
+    check_grid,
+)
 from purenn.progress import progress_bar
 from purenn.pytrees import stack, unstack
 
 __all__ = [
+    "MAX_CELLS",
     "METRICS",
     "SWEEPABLE",
     "Cell",
@@ -75,12 +87,6 @@ __all__ = [
     "summarize",
 ]
 
-# Config fields a grid may vary (numbers), then the optimizers' arguments.
-_CONFIG_FIELDS = ("samples", "classes", "validation_samples", "weight_l1", "weight_l2",
-                  "bias_l1", "bias_l2", "dropout", "epochs", "batch_size")
-_OPTIMIZER_ARGS = ("learning_rate", "decay", "momentum", "epsilon", "rho", "beta_1",
-                   "beta_2")
-SWEEPABLE = _CONFIG_FIELDS + _OPTIMIZER_ARGS
 # Hyperparameters whose value 0 leaves a piece out of the model (``Config.model()``): no
 # dropout layer at rate 0, no penalty term at strength 0. A sweep puts the piece, at 0, in
 # every cell where some cell has it; run one after another, only where that is bit for bit
@@ -90,57 +96,6 @@ _ZERO_OMITS = {"sequential": ("dropout",),
                "vmap": ("dropout", "weight_l1", "weight_l2", "bias_l1", "bias_l2")}
 
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-# --- grids ----------------------------------------------------------------------------
-
-
-def _check_grid(config: Config, grid: Mapping[str, Sequence[float]]) -> dict:
-    if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be a dict from a hyperparameter's name to its values, "
-                        f"e.g. {{'weight_l2': [0, 5e-4]}}; got {type(grid).__name__}")
-    checked = {}
-    for name, values in grid.items():
-        if name not in SWEEPABLE:
-            raise ValueError(f"grid: {name!r} is not a hyperparameter a sweep can vary; "
-                             f"choose from {', '.join(SWEEPABLE)}")
-        if name in _OPTIMIZER_ARGS and name not in OPTIMIZERS[config.optimizer]:
-            raise ValueError(f"grid: {name!r} is not an argument of {config.optimizer} "
-                             f"(it takes {', '.join(OPTIMIZERS[config.optimizer])})")
-        if isinstance(values, np.ndarray) and values.ndim == 1:
-            values = values.tolist()
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise TypeError(f"grid[{name!r}] must be a list of values; got "
-                            f"{type(values).__name__}")
-        values = list(values)
-        if not values:
-            raise ValueError(f"grid[{name!r}] is empty; give at least one value")
-        if len(set(values)) != len(values):
-            raise ValueError(f"grid[{name!r}] repeats a value: {values}")
-        checked[name] = values
-    return checked
-
-
-def cells(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
-    """The grid's cells, every combination of values, in order: the last name varies
-    fastest (``itertools.product``). ``cells({})`` is one empty cell."""
-    names = list(grid)
-    return [dict(zip(names, combination))
-            for combination in itertools.product(*(grid[name] for name in names))]
-
-
-def apply_values(config: Config, values: Mapping[str, float]) -> Config:
-    """``config`` with ``values`` (hyperparameter name -> value) put in: a ``Config``
-    field, or an argument of its optimizer (added to ``optimizer_args`` when missing)."""
-    fields = {name: value for name, value in values.items() if name in _CONFIG_FIELDS}
-    arguments = dict(config.optimizer_args)
-    for name, value in values.items():
-        if name in _OPTIMIZER_ARGS:
-            arguments[name] = value
-        elif name not in _CONFIG_FIELDS:
-            raise ValueError(f"{name!r} is not a hyperparameter a sweep can vary; choose "
-                             f"from {', '.join(SWEEPABLE)}")
-    return dataclasses.replace(config, **fields, optimizer_args=tuple(arguments.items()))
 
 
 # --- one compile per structure -----------------------------------------------------------
@@ -192,7 +147,7 @@ def _run_components(config: Config, padding: tuple[str, ...]):
 
 
 def _value(config: Config, name: str):
-    if name in _CONFIG_FIELDS:
+    if name in CONFIG_FIELDS:
         return getattr(config, name)
     return dict(config.optimizer_args).get(name)
 
@@ -280,7 +235,7 @@ def _own_params(config: Config, seed: int, params):
 def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequence[int], *,
              mode: str | None = None, on_result: Callable[[Result], Any] | None = None,
              skip: Callable[[dict, int], bool] | None = None,
-             progress: bool | None = None) -> list[Result]:
+             progress: bool | None = None, max_cells: int = MAX_CELLS) -> list[Result]:
     """Train every cell of ``grid`` once per seed, starting from ``config``.
 
     Args:
@@ -295,7 +250,10 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
       on_result: called with each ``Result`` as soon as its run ends (in vmap mode, as
         its group ends), e.g. to write it to a file.
       skip: ``skip(values, seed) -> bool``: leave that run out (e.g. done before).
-      progress: a tqdm bar over the runs; None: on when stderr is a terminal.
+      progress: a tqdm bar over the runs; None: on when stderr is a terminal. It
+        appears before the cells' values are checked, so at once however large the grid.
+      max_cells: the most cells the grid may have (``MAX_CELLS``, 100,000, by default);
+        a larger grid is a ``ValueError`` that gives its size.
 
     Returns:
       One ``Result`` per run, in the order of ``cells(grid)`` with seeds innermost. A run
@@ -304,7 +262,7 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be an experiments.Config; got {type(config).__name__}")
-    grid = _check_grid(config, grid)
+    grid = check_grid(config, grid, max_cells=max_cells)
     seeds = [_check_seed(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed, e.g. seeds=[0]")
@@ -314,13 +272,9 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     if mode not in ("sequential", "vmap"):
         raise ValueError(f"mode must be 'sequential' or 'vmap' (or None); got {mode!r}")
     padding = _padding(grid, mode)
-    runs = []
-    for values in cells(grid):
-        run_config = apply_values(config, values)
-        experiments.components(run_config)  # check every cell's values before training
-        runs.extend((values, seed, run_config) for seed in seeds
-                    if skip is None or not skip(values, seed))
-
+    configs = [(values, apply_values(config, values)) for values in cells(grid)]
+    runs = [(values, seed, run_config) for values, run_config in configs for seed in seeds
+            if skip is None or not skip(values, seed)]
     bar = progress_bar(progress, len(runs), unit="run", minimum=1)
     results: list[Result] = []
 
@@ -333,6 +287,8 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
 
     data = _Data()
     try:
+        for _, run_config in configs:  # every cell's values checked before training
+            experiments.components(run_config)
         if mode == "sequential":
             for values, seed, run_config in runs:
                 done(_train_one(run_config, values, seed, padding, data))

@@ -19,6 +19,7 @@ from purenn.cli import values
 from purenn.cli.common import NO_CACHE_ENV
 from purenn.cli.values import MAX_EPOCHS
 from purenn.experiments import DATA, OPTIMIZERS, Config
+from purenn.grids import MAX_CELLS
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -132,7 +133,11 @@ OPTIONS: tuple[Option, ...] = (
            type=values.positive_int, default=1, metavar="N"),
     Option(("--resume",), ("sweep",), "sweep",
            f"keep the runs already in DIR/{RUNS} (same values, seed and options) and train "
-           f"only the missing ones", switch=True),
+           f"only the missing ones; if another sweep is writing to DIR, wait for it to end "
+           f"first", switch=True),
+    Option(("--max-cells",), ("sweep",), "sweep",
+           f"train a grid of up to N combinations (default {MAX_CELLS}: a larger grid is "
+           f"refused)", type=values.positive_int, default=MAX_CELLS, metavar="N"),
     # what a run trains: data, model, optimizer (purenn book takes the book's)
     Option(("--data",), _TRAIN_AND_SWEEP, "data", "the data set (default spiral)",
            choices=DATA, default="spiral"),

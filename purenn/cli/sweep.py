@@ -5,21 +5,25 @@ seed. Each finished run is appended to ``DIR/runs.csv`` with the ``purenn train`
 that reproduces it, so that an interrupted sweep continues with ``--resume``; at the end
 the summary over seeds is printed and written to ``DIR/summary.csv``, and drawn in
 ``DIR/sweep.png``.
+
+One sweep at a time writes to a folder: it holds ``DIR/sweep.lock`` (``cli.lock``) while it
+reads and writes there. A second one is refused, or with ``--resume`` waits for the first
+to end and then trains what it left; a lock whose process is gone is taken over. Rows of
+runs.csv that do not parse are reported, moved aside and trained again (``runs_csv``).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import math
 import os
 import shlex
 import sys
+import time
 from typing import NamedTuple
 
-from purenn import experiments, files, sweep
+from purenn import experiments, files, grids, sweep
 from purenn.cli import common
+from purenn.cli.lock import LOCK, FolderLock, LockHeld
 from purenn.cli.options import (
     PICTURE,
     RUNS,
@@ -28,7 +32,18 @@ from purenn.cli.options import (
     config_from_args,
     options_of,
 )
+from purenn.cli.runs_csv import (
+    TAIL,
+    Row,
+    RunsFile,
+    csv_bytes,
+    read_rows,
+    report_unparsed,
+    row_key,
+    value_text,
+)
 from purenn.experiments import Config
+from purenn.progress import progress_bar
 from purenn.sweep import METRICS, Result, format_value
 
 __all__ = ["add_parser", "sweep_main"]
@@ -37,7 +52,7 @@ __all__ = ["add_parser", "sweep_main"]
 def add_parser(commands) -> None:
     """Add ``purenn sweep`` to ``commands`` (``purenn``'s subparsers): the options of
     ``purenn train`` (each numeric one takes a comma list) but those that write one run's
-    files, and its own (``--out``, ``--seeds``, ``--resume``)."""
+    files, and its own (``--out``, ``--seeds``, ``--resume``, ``--max-cells``)."""
     parser = commands.add_parser(
         "sweep", help="train a grid of hyperparameter values, times seeds",
         description="Train every combination of the values given as comma lists to the "
@@ -67,15 +82,7 @@ class _Plan(NamedTuple):
     grid: dict[str, list]
     base: Config
     seeds: list[int]
-    commands: dict[tuple, str]  # _row_key -> the run's purenn train command, grid order
-
-
-def _text(value) -> str:
-    """A value as a command line or a CSV cell holds it: ints as ints, floats as their
-    shortest exact form (``float(_text(x)) == x``)."""
-    if isinstance(value, float):
-        return "0" if value == 0 else repr(value)
-    return str(value)
+    commands: dict[tuple, str]  # runs_csv.row_key -> the run's purenn train command, grid order
 
 
 def _train_command(args, seed: int) -> str:
@@ -91,23 +98,46 @@ def _train_command(args, seed: int) -> str:
         elif value is None or value == option.default:
             continue
         elif isinstance(value, (list, tuple)):
-            tokens += [option.name, *map(_text, value)]
+            tokens += [option.name, *map(value_text, value)]
         else:
-            tokens += [option.name, _text(value)]
+            tokens += [option.name, value_text(value)]
     return shlex.join([*tokens, "--seed", str(seed)])
 
 
-def _row_key(names, values, seed):
-    return tuple(float(values[name]) for name in names), int(seed)
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def _plan(args, parser) -> _Plan:
+def _check_size(parser, args, names, grid) -> int:
+    """The number of combinations of ``grid``, refused over ``--max-cells``; values that
+    are one number where the runs compute with them (two equal cells) are refused too."""
+    count = grids.count_cells(grid)
+    if count > args.max_cells:
+        sizes = " x ".join(f"{len(grid[name])} {_flag(name)}" for name in names)
+        parser.error(f"the grid has {count} combinations ({sizes}), more than --max-cells "
+                     f"{args.max_cells}: pass --max-cells {count} to train them all, or "
+                     f"give fewer values")
+    for name in names:
+        same, precision = grids.same_values(name, grid[name])
+        if same:
+            parser.error(f"{_flag(name)}: {' and '.join(map(value_text, same[0]))} are the same "
+                         f"value in {precision}, the precision the runs compute in; give "
+                         f"one of them")
+    return count
+
+
+# Past this many combinations their checks take a while (about 0.2 ms each): say so first.
+_MANY = 1000
+
+
+def _plan(args, parser, note) -> _Plan:
     """The grid of the comma lists in ``args``; every cell's options checked as ``purenn
     train`` checks them (``parser.error``), before anything is written."""
     options = _train_options()
     names = [o.dest for o in options if o.sweepable
              and isinstance(getattr(args, o.dest), tuple) and len(getattr(args, o.dest)) > 1]
     grid = {name: list(getattr(args, name)) for name in names}
+    count = _check_size(parser, args, names, grid)
     base_args = copy.copy(args)
     for option in options:
         value = getattr(args, option.dest)
@@ -118,19 +148,29 @@ def _plan(args, parser) -> _Plan:
         parser.error(f"--seed {args.seed} --seeds {args.seeds} goes past the last seed, "
                      f"2**31 - 1")
     base = config_from_args(base_args, parser)
+    if count >= _MANY:
+        note(f"checking the options of {count} combinations before training them")
+    bar = progress_bar(False if args.quiet else None, count, unit="combination",
+                       minimum=_MANY)
     commands = {}
-    for values in sweep.cells(grid):
-        cell_args = copy.copy(base_args)
-        for name, value in values.items():
-            setattr(cell_args, name, value)
-        config = config_from_args(cell_args, parser)  # train's checks, cell by cell
-        try:
-            experiments.components(config)  # the layers and the optimizer check values
-        except (ValueError, TypeError) as err:
-            parser.error(str(err))
-        assert config == sweep.apply_values(base, values), (config, values)
-        for seed in seeds:
-            commands[_row_key(names, values, seed)] = _train_command(cell_args, seed)
+    try:
+        for values in sweep.cells(grid):
+            cell_args = copy.copy(base_args)
+            for name, value in values.items():
+                setattr(cell_args, name, value)
+            config = config_from_args(cell_args, parser)  # train's checks, cell by cell
+            try:
+                experiments.components(config)  # the layers and the optimizer check values
+            except (ValueError, TypeError) as err:
+                parser.error(str(err))
+            assert config == sweep.apply_values(base, values), (config, values)
+            for seed in seeds:
+                commands[row_key(names, values, seed)] = _train_command(cell_args, seed)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return _Plan(names, grid, base, seeds, commands)
 
 
@@ -149,122 +189,121 @@ def _prepare_out(parser, out: str) -> str:
     return out
 
 
-def _read_runs(parser, path, header):
-    """The complete rows of an existing runs.csv, checked against ``header`` (a last row
-    without its line end, from a process killed while writing it, is left out)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as file:
-            text = file.read()
-    except OSError as err:
-        parser.error(f"cannot read {path!r}: {err.strerror or err}")
-    except UnicodeDecodeError as err:
-        parser.error(f"{path!r} is not a sweep's {RUNS}: {err}")
-    if not text.endswith("\n"):
-        text = text[:text.rfind("\n") + 1]
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as err:
-        parser.error(f"{path!r} is not a sweep's {RUNS}: {err}")
-    if not rows:
-        return []
-    if rows[0] != header:
-        parser.error(f"{path!r} has the columns {','.join(rows[0])}, this sweep writes "
-                     f"{','.join(header)}: it holds another sweep; give another --out")
-    return [dict(zip(header, row)) for row in rows[1:] if len(row) == len(header)]
-
-
-def _float(text):
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
-
-
-def _kept_runs(parser, path, previous, plan: _Plan) -> dict[tuple, Result]:
-    """The runs of ``previous`` (rows of ``path``) that this sweep would train, by
-    ``_row_key``; a row trained by another command is ``parser.error``."""
+def _kept_runs(parser, path, previous: list[Row], plan: _Plan) -> dict[tuple, Result]:
+    """The runs of ``previous`` (the rows of ``path`` that parse) that this sweep would
+    train, by ``runs_csv.row_key``; a row trained by another command is ``parser.error``."""
     kept = {}
-    for number, row in enumerate(previous, start=2):
-        try:
-            key = _row_key(plan.names, row, row["seed"])
-        except ValueError:
-            parser.error(f"{path!r} line {number} is not a run: {row}")
+    for number, row in ((r.number, r.fields) for r in previous):  # rows that parse
+        key = row_key(plan.names, row, row["seed"])
         if key in plan.commands and row["command"] != plan.commands[key]:
             parser.error(f"{path!r} line {number} was trained by '{row['command']}', but "
                          f"this sweep would train '{plan.commands[key]}': the other options "
                          f"differ; give another --out")
         kept.setdefault(key, Result(
             dict(zip(plan.names, (float(row[name]) for name in plan.names))), key[1], None,
-            {m: _float(row[m]) for m in METRICS}, {}, None, None))
+            {m: float(row[m]) for m in METRICS}, {}, None, None))
     return kept
-
-
-def _csv_bytes(rows) -> bytes:
-    """``rows`` as the bytes of a CSV file, as ``csv.writer`` writes one (UTF-8)."""
-    text = io.StringIO(newline="")
-    csv.writer(text).writerows(rows)
-    return text.getvalue().encode("utf-8")
-
-
-class _RunsFile:
-    """``runs.csv`` while the sweep trains: on entering, rewritten (atomically) with the
-    rows kept from before; then one row appended, and flushed, as each run ends."""
-
-    def __init__(self, path, header, previous, plan: _Plan, note):
-        self.path, self.header, self.previous = path, header, previous
-        self.plan, self.note = plan, note
-        self.finished = 0  # rows appended
-
-    def __enter__(self):
-        rows = [self.header, *([row[name] for name in self.header] for row in self.previous)]
-        files.atomic_write(self.path, [_csv_bytes(rows)], what="purenn sweep")
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        return self
-
-    def __exit__(self, *exc_info):
-        self._file.close()
-
-    def write(self, result: Result):
-        names = self.plan.names
-        command = self.plan.commands[_row_key(names, result.values, result.seed)]
-        self._writer.writerow([*(_text(result.values[name]) for name in names), result.seed,
-                               *(_text(result.metrics[m]) for m in METRICS), command])
-        self._file.flush()
-        self.finished += 1
-        if result.diverged_at is not None:
-            self.note(f"diverged at epoch {result.diverged_at} (NaN in {RUNS}): {command}")
 
 
 # --- the command ---------------------------------------------------------------------------
 
 
 def sweep_main(args, parser, command=None) -> int:
-    """``purenn sweep``, from the parsed ``args``; returns the exit status."""
-    del command  # a sweep is continued with --resume, not from a command it prints
-    plan = _plan(args, parser)
+    """``purenn sweep``, from the parsed ``args`` (``command``: its arguments, as the
+    lock file names its holder); returns the exit status."""
+    note = common.notes("purenn", args.quiet)
+    plan = _plan(args, parser, note)
     out = _prepare_out(parser, args.out)
+    lock_path = os.path.join(out, LOCK)
+    try:
+        lock = _take_lock(parser, out, args, ["sweep"] if command is None else command)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted while waiting for {lock_path}; nothing trained",
+              file=sys.stderr)
+        return 130
+    except OSError as err:
+        return common.print_error(parser.prog,
+                                  f"cannot create {lock_path!r}: {err.strerror or err}")
+    try:
+        return _sweep(args, parser, plan, out, note)
+    finally:
+        lock.release()
+
+
+_WAIT_SECONDS = 0.5  # how often a --resume waiting for another sweep looks again
+
+
+def _warn(message: str) -> None:
+    """A line about the folder's state, printed even with --quiet."""
+    print(f"purenn: {message}", file=sys.stderr)
+
+
+def _take_lock(parser, out, args, command) -> FolderLock:
+    """The lock of ``out``. Another sweep holding it is ``parser.error``, or with
+    --resume waited for (one line says so); a stale one is taken over (one line)."""
+    lock = FolderLock(out, shlex.join(["purenn", *command]))
+    waiting = False
+    while True:
+        try:
+            taken_over = lock.acquire()
+        except LockHeld as held:
+            if not args.resume:
+                parser.error(f"another sweep is writing to {out!r}: {held}. Wait for it to "
+                             f"end, pass --resume to wait for it and then train what it "
+                             f"left, or give another --out; if no sweep is running there, "
+                             f"delete {held.path!r}")
+            if not waiting:
+                _warn(f"another sweep is writing to {out}: {held}; waiting for it to end "
+                      f"(Ctrl-C to stop), then training what it left")
+                waiting = True
+            time.sleep(_WAIT_SECONDS)
+            continue
+        if taken_over is not None:
+            _warn(f"took over {lock.path} from {taken_over}, which is no longer running")
+        return lock
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
+
+
+def _announce(note, runs_path, plan: _Plan, kept, todo: int) -> None:
+    """The first line of a sweep, before anything compiles: how many runs, the first."""
+    first = next((command for key, command in plan.commands.items() if key not in kept),
+                 None)
+    then = f"; the first: {first}" if first else ""
+    total = len(plan.commands)
+    if kept:
+        note(f"{total - todo} of {total} runs already in {runs_path}; training the other "
+             f"{todo}{then}")
+    else:
+        note(f"training {_count(total, 'run')} ({_count(total // len(plan.seeds), 'combination')}"
+             f" x {_count(len(plan.seeds), 'seed')}) into {runs_path}{then}")
+
+
+def _sweep(args, parser, plan: _Plan, out, note) -> int:
+    """The sweep, once it holds the lock of ``out``."""
     runs_path = os.path.join(out, RUNS)
-    header = [*plan.names, "seed", *METRICS, "command"]
-    previous = _read_runs(parser, runs_path, header) if os.path.exists(runs_path) else []
+    header = [*plan.names, *TAIL]
+    previous = (read_rows(parser, runs_path, header, plan.names)
+                if os.path.exists(runs_path) else [])
     if previous and not args.resume:
         parser.error(f"{runs_path!r} already holds {len(previous)} run(s); pass --resume "
                      f"to keep them and train the missing ones, or give another --out")
-    kept = _kept_runs(parser, runs_path, previous, plan)
-
-    note = common.notes("purenn", args.quiet)
+    unparsed = [row for row in previous if row.fields is None]
+    if unparsed:
+        report_unparsed(runs_path, unparsed, _warn)
+    kept = _kept_runs(parser, runs_path, [r for r in previous if r.fields is not None], plan)
     common.use_compilation_cache(args, parser.prog)  # as purenn train does
     todo = len(plan.commands) - len(kept.keys() & plan.commands.keys())
-    if kept:
-        note(f"{len(plan.commands) - todo} of {len(plan.commands)} runs already in "
-             f"{runs_path}; training the other {todo}")
-    runs = _RunsFile(runs_path, header, previous, plan, note)
+    _announce(note, runs_path, plan, kept, todo)
+    runs = RunsFile(runs_path, header, previous, plan.names, plan.commands, note)
     try:
         with runs:
             results = sweep.run_grid(
                 plan.base, plan.grid, plan.seeds, on_result=runs.write,
-                skip=lambda values, seed: _row_key(plan.names, values, seed) in kept,
-                progress=False if args.quiet else None)
+                skip=lambda values, seed: row_key(plan.names, values, seed) in kept,
+                progress=False if args.quiet else None, max_cells=args.max_cells)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted after {runs.finished} of {todo} runs; "
               f"{runs_path} keeps them: run the same command with --resume to train the "
@@ -300,15 +339,15 @@ def _write_summary(path, summary, names):
     metrics = (*METRICS, "gap")
     rows = [[*names, "seeds", *(f"{m}_{s}" for m in metrics for s in ("mean", "std"))]]
     for cell in summary:
-        rows.append([*(_text(cell.values[name]) for name in names), len(cell.seeds),
-                     *(_text(float(getattr(cell, s)[m])) for m in metrics
+        rows.append([*(value_text(cell.values[name]) for name in names), len(cell.seeds),
+                     *(value_text(float(getattr(cell, s)[m])) for m in metrics
                        for s in ("mean", "std"))])
-    files.atomic_write(path, [_csv_bytes(rows)], what="purenn sweep")
+    files.atomic_write(path, [csv_bytes(rows)], what="purenn sweep")
 
 
 def _finish(out, runs_path, plan: _Plan, results, kept, note) -> int:
     """The summary (printed and written) and the picture of a finished sweep."""
-    by_key = {_row_key(plan.names, r.values, r.seed): r for r in results}
+    by_key = {row_key(plan.names, r.values, r.seed): r for r in results}
     by_key.update({key: r for key, r in kept.items() if key in plan.commands})
     summary = sweep.summarize([by_key[key] for key in plan.commands])
     _print_table(summary, plan.names, common.plus_minus())
