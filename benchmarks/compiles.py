@@ -10,7 +10,9 @@ programs XLA compiled (from ``jax.monitoring``; no persistent cache) and its CPU
 time from launch to the end of the first run, start-up and imports included.
 
 ``xla_ops`` counts the operations of a compiled step (``pn.train_step(...).lower(...)
-.compile().as_text()``, and ``plain_jax.step``'s): kernels the CPU runs every epoch.
+.compile().as_text()``, and ``plain_jax.step``'s), ``loop_ops`` those of the epoch loop's
+body (``pn.train.chunk_program``, the program ``pn.fit`` runs, and ``plain_jax.train``'s
+``lax.scan``): kernels the CPU runs every epoch.
 
     python -m benchmarks.compiles purenn|jax --epochs N --further K --samples S --hidden H
 """
@@ -125,13 +127,29 @@ def slow_programs(programs: list) -> list:
     return [(name, s) for name, s in programs if s * 1e3 >= SLOW_MS]
 
 
+def _computation(compiled_text: str, header: str) -> str:
+    """The text of the computation whose first line starts with ``header``."""
+    start = compiled_text.index(header)
+    return compiled_text[start:compiled_text.index("\n}", start)]
+
+
+def _work(computation: str) -> int:
+    kinds = re.findall(r"^\s*(?:ROOT )?%\S+ = .*? ([a-z][a-z0-9-]*)\(", computation, re.M)
+    return sum(1 for kind in kinds if kind not in _NO_WORK)
+
+
 def xla_ops(compiled_text: str) -> int:
     """Operations in the entry computation of a compiled program's text that do work
     (fusions, copies, library calls, loops), i.e. the kernels one call runs at least."""
-    entry = compiled_text[compiled_text.index("\nENTRY"):]
-    entry = entry[:entry.index("\n}")]
-    kinds = re.findall(r"^\s*(?:ROOT )?%\S+ = .*? ([a-z][a-z0-9-]*)\(", entry, re.M)
-    return sum(1 for kind in kinds if kind not in _NO_WORK)
+    return _work(_computation(compiled_text, "\nENTRY"))
+
+
+def loop_ops(compiled_text: str) -> int:
+    """Operations that do work in the body of the largest loop of a compiled program's
+    entry (its epoch loop): the kernels each epoch runs."""
+    bodies = re.findall(r" while\(.*?body=%([\w.-]+)",
+                        _computation(compiled_text, "\nENTRY"))
+    return max(_work(_computation(compiled_text, f"\n%{body} ")) for body in bodies)
 
 
 def step_ops(samples: int, hidden: int) -> dict:
@@ -152,7 +170,18 @@ def step_ops(samples: int, hidden: int) -> dict:
     params = tuple(jnp.asarray(a) for a in problem.arrays)
     plain = plain_jax.step.lower((params, plain_jax.init_adam(params)), problem.X,
                                  problem.y).compile().as_text()
-    return {"purenn train_step": xla_ops(text), "plain JAX step": xla_ops(plain)}
+    loss = pn.losses.softmax_categorical_crossentropy
+    components = pn.train.Components(contenders.book_model(hidden), loss, optimizer,
+                                     pn.train.default_accuracy(loss), None)
+    count = jnp.asarray(1, jnp.int32)  # the chunk's first epoch and length (traced)
+    loop = pn.train.chunk_program(components, None).lower(
+        problem.params, optimizer.init(problem.params), problem.X, problem.y,
+        jax.random.key(1), count, count).compile().as_text()
+    plain_loop = plain_jax.train.lower(params, problem.X, problem.y,
+                                       epochs=2).compile().as_text()
+    return {"purenn train_step": xla_ops(text), "plain JAX step": xla_ops(plain),
+            "purenn fit's epoch loop": loop_ops(loop),
+            "plain JAX lax.scan loop": loop_ops(plain_loop)}
 
 
 if __name__ == "__main__":

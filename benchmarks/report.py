@@ -126,8 +126,10 @@ def epochs_section(results) -> list[str]:
     ops = results.get("ops") or {}
     if ops:
         lines += ["### XLA ops per training step", "",
-                  "Operations that do work in the compiled step (fusions, library calls, "
-                  "copies; from `.compile().as_text()`): kernels the CPU runs every epoch.",
+                  "Operations that do work (fusions, library calls, copies; from "
+                  "`.compile().as_text()`): in one compiled step, and in the body of the "
+                  "epoch loop of the program `pn.fit` runs (`pn.train.chunk_program`) and "
+                  "of plain JAX's `lax.scan`: the kernels the CPU runs every epoch.",
                   ""]
         lines += table(("size", *next(iter(ops.values()))),
                        [(size, *counts.values()) for size, counts in ops.items()])

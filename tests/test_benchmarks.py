@@ -88,7 +88,7 @@ def test_quick_report_has_every_section_target_and_contender(quick_report):
     for process in ("purenn", "plain JAX", "purenn, empty compilation cache",
                     "purenn, warm compilation cache", "NumPy book code (float32)"):
         assert f"\n| {process} | " in text, process
-    assert re.search(r"\| 30×8 \| \d+ \| \d+ \|", text)  # the XLA ops, side by side
+    assert re.search(r"\| 30×8 \| \d+ \| \d+ \| \d+ \| \d+ \|", text)  # XLA ops: step, loop
     assert re.search(r"- date: \d{4}-\d\d-\d\dT", text) and "- machine: " in text
     assert "- load average at the start: " in text and "jax " in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
