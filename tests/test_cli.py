@@ -17,7 +17,8 @@ import purenn.checkpoint
 from purenn import cli, experiments, plotting
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ["regularization", "more-data", "wider", "dropout", "dropout-wider", "binary"]
+EXPERIMENTS = ["regularization", "more-data", "wider", "dropout", "dropout-wider", "binary",
+               "regression"]
 
 LOG = re.compile(r"^epoch: (\d+), acc: (\d\.\d{3}), loss: (\d+\.\d{3}) "
                  r"\(data_loss: (\d+\.\d{3}), reg_loss: (\d+\.\d{3})\), lr: ([0-9.e-]+)$")
