@@ -4,8 +4,8 @@ Layers, losses and optimizers are pure functions over pytrees; every gradient is
 book's hand-written backward formula, registered with ``jax.custom_vjp``.
 """
 
-from purenn import checkpoint, data, layers, losses, ops, optimizers, train
-from purenn.layers import Layer, dense, dropout, relu, serial, sigmoid, softmax
+from purenn import checkpoint, data, initializers, layers, losses, ops, optimizers, train
+from purenn.layers import Layer, dense, dropout, linear, relu, serial, sigmoid, softmax
 from purenn.train import DivergenceError, evaluate, fit, predict, train_step
 
 __version__ = "0.1.0"
@@ -19,7 +19,9 @@ __all__ = [
     "dropout",
     "evaluate",
     "fit",
+    "initializers",
     "layers",
+    "linear",
     "losses",
     "ops",
     "optimizers",

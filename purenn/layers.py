@@ -24,9 +24,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from purenn import ops, pytrees
+from purenn import initializers, ops, pytrees
 from purenn._checks import (
     check_fraction,
     check_key,
@@ -36,8 +35,9 @@ from purenn._checks import (
 )
 from purenn.partition import compiled_method
 
-__all__ = ["Custom", "Dense", "Dropout", "Layer", "Relu", "Serial", "Sigmoid", "Softmax",
-           "custom", "dense", "dropout", "relu", "serial", "sigmoid", "softmax"]
+__all__ = ["Custom", "Dense", "Dropout", "Layer", "Linear", "Relu", "Serial", "Sigmoid",
+           "Softmax", "custom", "dense", "dropout", "linear", "relu", "serial", "sigmoid",
+           "softmax"]
 
 
 def _zero() -> jax.Array:
@@ -106,6 +106,8 @@ class Dense(Layer):
     bias_l1: Any = None
     bias_l2: Any = None
     dtype: Any = pytrees.static(default=None)
+    weight_init: initializers.Initializer = pytrees.static(default=initializers.book())
+    bias_init: initializers.Initializer = pytrees.static(default=initializers.zeros())
 
     @property
     def _name(self) -> str:
@@ -116,20 +118,27 @@ class Dense(Layer):
         return {"weights": (self.n_inputs, self.n_neurons), "biases": (1, self.n_neurons)}
 
     def init(self, key):
-        """``{"weights": 0.01 * normal (n_inputs, n_neurons), "biases": zeros (1,
-        n_neurons)}`` in ``dtype`` (default float32, float64 under ``jax_enable_x64``).
-        One compiled program per structure (sizes, dtype, which strengths exist)."""
+        """``{"weights": weight_init (n_inputs, n_neurons), "biases": bias_init (1,
+        n_neurons)}`` in ``dtype`` (default float32, float64 under ``jax_enable_x64``);
+        by default the book's ``0.01 * normal`` weights and zero biases. The weights are
+        drawn from ``key``, the biases from ``jax.random.fold_in(key, 1)``. One compiled
+        program per structure (sizes, dtype, which strengths exist, initializers)."""
         return self._params(check_key("key", key))
 
     @compiled_method
     def _params(self, key):
         dtype = self.dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
         shapes = self._shapes
-        # The barrier keeps XLA from folding 0.01 into the draw's own scaling: the same
-        # bits as drawing, then scaling, each as a program of its own.
-        weights = 0.01 * lax.optimization_barrier(
-            jax.random.normal(key, shapes["weights"], dtype))
-        return {"weights": weights, "biases": jnp.zeros(shapes["biases"], dtype)}
+        weights = self.weight_init(key, shapes["weights"], dtype)
+        biases = self.bias_init(jax.random.fold_in(key, 1), shapes["biases"], dtype)
+        for init, field, value in (("weight_init", "weights", weights),
+                                   ("bias_init", "biases", biases)):
+            if tuple(jnp.shape(value)) != shapes[field] or jnp.result_type(value) != dtype:
+                raise ValueError(f"{self._name}: {init} returned {field} of shape "
+                                 f"{tuple(jnp.shape(value))} and dtype "
+                                 f"{jnp.result_type(value)}; it must return the shape "
+                                 f"{shapes[field]} and dtype {dtype} it is given")
+        return {"weights": weights, "biases": biases}
 
     def _check_params(self, params):
         if not isinstance(params, dict) or set(params) != {"weights", "biases"}:
@@ -165,11 +174,13 @@ class Dense(Layer):
 
 def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
           weight_l2: float | None = None, bias_l1: float | None = None,
-          bias_l2: float | None = None, dtype=None) -> Dense:
+          bias_l2: float | None = None, dtype=None,
+          weight_init: Callable | None = None, bias_init: Callable | None = None) -> Dense:
     """A fully connected layer ``x @ weights + biases`` with optional L1/L2 regularization.
 
     Params: ``{"weights": (n_inputs, n_neurons), "biases": (1, n_neurons)}``; weights start
-    as ``0.01 * standard_normal``, biases at zero (the book's initialisation).
+    as ``0.01 * standard_normal``, biases at zero (the book's initialisation), unless
+    ``weight_init`` or ``bias_init`` says otherwise.
     ``apply`` maps ``(N, n_inputs) -> (N, n_neurons)``. ``penalty`` is
     ``weight_l1 * sum|W| + weight_l2 * sum(W²) + bias_l1 * sum|b| + bias_l2 * sum(b²)``.
 
@@ -181,6 +192,12 @@ def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
         without compiling again (give ``0.0`` rather than ``None`` to the cells of a
         sweep that include no penalty, so every cell has the same structure).
       dtype: parameter dtype; default float32, or float64 when ``jax_enable_x64`` is on.
+      weight_init, bias_init: initializers ``(key, shape, dtype) -> array``: any of
+        ``jax.nn.initializers`` (``he_normal()``, ``glorot_uniform()``, ...) or
+        ``pn.initializers`` (``book(0.1)``, ``zeros()``). None: the book's,
+        ``pn.initializers.book()`` (``0.01 * normal``) and ``pn.initializers.zeros()``.
+        Static: equal initializers (``he_normal()`` called twice included) share one
+        compiled ``init`` (see ``purenn.initializers``).
     """
     n_inputs = check_positive_int("n_inputs", n_inputs)
     n_neurons = check_positive_int("n_neurons", n_neurons)
@@ -188,7 +205,10 @@ def dense(n_inputs: int, n_neurons: int, *, weight_l1: float | None = None,
              "bias_l2": bias_l2}
     strengths = {name: None if value is None else check_nonnegative(name, value)
                  for name, value in given.items()}
-    return Dense(n_inputs, n_neurons, dtype=dtype, **strengths)
+    inits = {name: initializers.as_initializer(value, name)
+             for name, value in (("weight_init", weight_init), ("bias_init", bias_init))
+             if value is not None}
+    return Dense(n_inputs, n_neurons, dtype=dtype, **strengths, **inits)
 
 
 # --- activations and dropout ----------------------------------------------------------
@@ -237,6 +257,17 @@ class Softmax(_Activation):
     _op = staticmethod(ops.softmax)
 
 
+def _identity(x):
+    return x
+
+
+@pytrees.dataclass
+class Linear(_Activation):
+    """The identity, the book's linear output activation; build it with ``linear()``."""
+
+    _op = staticmethod(_identity)
+
+
 def relu() -> Relu:
     """ReLU, ``max(0, x)``; no parameters (params ``()``), any input shape."""
     return Relu()
@@ -250,6 +281,13 @@ def sigmoid() -> Sigmoid:
 def softmax() -> Softmax:
     """Softmax over the last axis: ``(N, C)`` logits to ``(N, C)`` probabilities."""
     return Softmax()
+
+
+def linear() -> Linear:
+    """The linear activation ``y = x`` (the book's ``Activation_Linear``), the output of a
+    regression model: ``(N, J)`` in, the same out, gradient passed through unchanged; no
+    parameters (params ``()``)."""
+    return Linear()
 
 
 @pytrees.dataclass

@@ -11,6 +11,9 @@ know about them:
   takes logits; categorical accuracy; ``predict`` returns ``softmax(logits)``.
 - ``binary_crossentropy(probs (N, J), targets (N, J))``: takes probabilities (a sigmoid
   output); binary accuracy; targets checked to be 0/1 of the output's shape.
+- ``mean_squared_error(outputs (N, J), targets (N, J))`` and ``mean_absolute_error``: the
+  book's regression losses (chapter 17), on a linear output; regression accuracy;
+  ``predict`` returns the outputs; targets checked finite.
 
 ``labels`` are sparse integer class indices ``(N,)`` or one-hot rows ``(N, C)``.
 
@@ -32,7 +35,9 @@ import jax.numpy as jnp
 
 from purenn import ops
 from purenn.ops import losses as loss_ops
+from purenn.ops import regression as regression_ops
 from purenn.ops.losses import binary_targets, categorical_targets, check_predictions
+from purenn.ops.regression import regression_targets
 
 __all__ = [
     "Loss",
@@ -42,9 +47,14 @@ __all__ = [
     "binary_crossentropy",
     "categorical_accuracy",
     "categorical_crossentropy",
+    "mean_absolute_error",
+    "mean_squared_error",
     "properties",
+    "regression_accuracy",
     "softmax_categorical_crossentropy",
 ]
+
+REGRESSION_PRECISION = 250  # the book's: a prediction within std(y) / 250 is correct
 
 TARGETS = ("categorical", "binary")  # the kinds of targets fit checks, besides None
 
@@ -76,6 +86,26 @@ def binary_accuracy(y_pred: jax.Array, y_true) -> jax.Array:
     targets = binary_targets(y_pred, y_true, what="binary_accuracy")
     hits = (y_pred > 0.5).astype(y_pred.dtype) == targets
     return jnp.mean(hits.astype(y_pred.dtype))
+
+
+def regression_accuracy(y_pred: jax.Array, y_true) -> jax.Array:
+    """The book's regression accuracy: the fraction of outputs within ``std(y_true) /
+    250`` of their targets, ``mean(|y_pred - y_true| < std(y_true) / 250)``.
+
+    The precision comes from the targets given, as in the book's chapter 17: in
+    ``evaluate`` those of the validation set, in minibatch training those of the batch.
+
+    Args:
+      y_pred: predictions, shape ``(N, J)``.
+      y_true: targets of the same shape.
+
+    Returns:
+      a scalar in ``[0, 1]`` of ``y_pred``'s dtype.
+    """
+    y_pred = check_predictions(y_pred, what="regression_accuracy")
+    targets = regression_targets(y_pred, y_true, what="regression_accuracy")
+    precision = jnp.std(targets) / REGRESSION_PRECISION
+    return jnp.mean((jnp.abs(y_pred - targets) < precision).astype(y_pred.dtype))
 
 
 def _check_declared(name: str, accuracy, from_logits, probabilities, targets) -> None:
@@ -161,6 +191,9 @@ softmax_categorical_crossentropy = Loss(loss_ops.softmax_categorical_crossentrop
                                         targets="categorical")
 binary_crossentropy = Loss(loss_ops.binary_crossentropy, accuracy=binary_accuracy,
                            from_logits=False, targets="binary")
+# The regression losses take any output (from_logits None: no check of the last layer).
+mean_squared_error = Loss(regression_ops.mean_squared_error, accuracy=regression_accuracy)
+mean_absolute_error = Loss(regression_ops.mean_absolute_error, accuracy=regression_accuracy)
 
 
 class LossProperties(NamedTuple):

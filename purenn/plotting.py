@@ -1,5 +1,6 @@
-"""Every figure: a run's decision regions over its training points beside its training
-curves (``plot_run``), and a sweep's accuracy against its swept values (``plot_sweep``).
+"""Every figure: a run's decision regions over its training points (or, for regression,
+its fitted curve over the data) beside its training curves (``plot_run``), and a sweep's
+accuracy against its swept values (``plot_sweep``).
 
 Needs matplotlib (``pip install 'purenn[plot]'``). Figures are drawn with matplotlib's
 object API on the Agg canvas, so nothing here touches pyplot's global state or needs a
@@ -96,22 +97,14 @@ def loss_limits(curves, *, percentile: float = 99.0) -> tuple[float, bool]:
     return top, bool(highest > top)
 
 
-def figure_run(run, *, binary: bool, title: str = "", seeds=None):
-    """The matplotlib ``Figure`` that ``plot_run`` saves (for a notebook or a test)."""
-    require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def _draw_regions(regions, run, *, binary: bool) -> None:
+    """The decision regions of ``run``'s model over its training points."""
     from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
 
     X, y = np.asarray(run.X), np.asarray(run.y).reshape(-1)
     classes = int(y.max()) + 1 if not binary else 2
     colours = [_COLOURS[i % len(_COLOURS)] for i in range(max(classes, 2))]
     cmap = ListedColormap(colours)
-
-    fig = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
-    FigureCanvasAgg(fig)
-    regions, losses, accuracies = fig.subplots(1, 3)
-
     xx, yy, grid = decision_grid(run.model, run.params, X, binary=binary)
     regions.pcolormesh(xx, yy, grid, cmap=cmap, vmin=-0.5, vmax=len(colours) - 0.5,
                        alpha=0.3, shading="auto")
@@ -121,6 +114,45 @@ def figure_run(run, *, binary: bool, title: str = "", seeds=None):
     regions.set_ylim(yy.min(), yy.max())
     regions.set_aspect("equal", adjustable="box")
     regions.set_title(f"decision regions{' (p > 0.5)' if binary else ''}, seed {run.seed}")
+
+
+def _draw_fit(ax, run) -> None:
+    """A regression model of one input: the data, and the model's outputs over the
+    data's range (plus a 10% margin) as a curve, one per output."""
+    X, y = np.asarray(run.X), np.asarray(run.y)
+    if X.shape[1] != 1:
+        raise ValueError(f"the fitted curve needs data of one input feature; got "
+                         f"{X.shape[1]}")
+    low, high = float(X.min()), float(X.max())
+    margin = 0.1 * max(high - low, 1e-6)
+    xs = np.linspace(low - margin, high + margin, GRID)[:, None]
+    outputs = np.asarray(_predict(run.model)(run.params, jnp.asarray(xs, jnp.asarray(X).dtype)))
+    targets = y.reshape(len(X), -1)
+    for j in range(targets.shape[1]):
+        ax.scatter(X[:, 0], targets[:, j], s=6, color=_COLOURS[j % len(_COLOURS)], alpha=0.5,
+                   label="data" if targets.shape[1] == 1 else f"data, output {j}")
+        ax.plot(xs[:, 0], outputs[:, j], color="black", linewidth=1.5,
+                label="model" if targets.shape[1] == 1 else f"model, output {j}")
+    ax.set_xlabel("x")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"fitted curve over the data, seed {run.seed}")
+
+
+def figure_run(run, *, binary: bool = False, regression: bool = False, title: str = "",
+               seeds=None):
+    """The matplotlib ``Figure`` that ``plot_run`` saves (for a notebook or a test)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
+    FigureCanvasAgg(fig)
+    data, losses, accuracies = fig.subplots(1, 3)
+    if regression:
+        _draw_fit(data, run)
+    else:
+        _draw_regions(data, run, binary=binary)
 
     history = seeds.history if seeds is not None else run.history
     epochs = np.asarray(history["epoch"])
@@ -157,7 +189,10 @@ def figure_run(run, *, binary: bool, title: str = "", seeds=None):
                     ax.axhline(value, color="tab:red", linestyle="--", linewidth=1,
                                label=label)
     title_of_losses = "loss"
-    if plotted:
+    if regression:  # a squared error falls by orders of magnitude
+        losses.set_yscale("log")
+        title_of_losses += " (log scale)"
+    elif plotted:
         top, clipped = loss_limits(plotted)
         losses.set_ylim(0, top)
         if clipped:
@@ -174,12 +209,13 @@ def figure_run(run, *, binary: bool, title: str = "", seeds=None):
     return fig
 
 
-def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
-             seeds=None) -> None:
+def plot_run(path: str | os.PathLike, run, *, binary: bool = False,
+             regression: bool = False, title: str = "", seeds=None) -> None:
     """Write a PNG of ``run`` (an ``experiments.Run``): decision regions over the training
-    points, loss curves and accuracy curves, side by side, ``WIDTH x HEIGHT`` inches at
-    ``DPI``. With ``seeds`` (an ``experiments.Seeds``), the curves are the mean ± std over
-    the seeds and the regions are those of ``run``.
+    points (``regression``: the model's curve over the data, for one input feature), loss
+    curves and accuracy curves, side by side, ``WIDTH x HEIGHT`` inches at ``DPI``. With
+    ``seeds`` (an ``experiments.Seeds``), the curves are the mean ± std over the seeds
+    and the regions (or the curve) are those of ``run``.
 
     Validation: when the history holds ``val_epoch``, ``val_loss`` and ``val_accuracy``
     (``pn.fit(..., validation_data=...)``), they are drawn as curves beside the training
@@ -187,7 +223,7 @@ def plot_run(path: str | os.PathLike, run, *, binary: bool, title: str = "",
     line. The loss panel's top is cut just above each curve's first value or 99th
     percentile, whichever is higher, so that loss spikes do not flatten the curves.
     """
-    fig = figure_run(run, binary=binary, title=title, seeds=seeds)
+    fig = figure_run(run, binary=binary, regression=regression, title=title, seeds=seeds)
     fig.savefig(os.fspath(path), format="png", dpi=DPI)
 
 

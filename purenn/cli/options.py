@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from purenn import experiments
+from purenn import experiments, initializers
 from purenn.cli import values
 from purenn.cli.common import NO_CACHE_ENV
 from purenn.cli.values import MAX_EPOCHS
@@ -160,6 +160,10 @@ OPTIONS: tuple[Option, ...] = (
            sweepable=True),
     Option(("--binary",), _TRAIN_AND_SWEEP, "model",
            "one sigmoid output with binary cross-entropy (2 classes)", switch=True),
+    Option(("--init",), _TRAIN_AND_SWEEP, "model",
+           "the dense layers' initial weights: book (0.01 * normal, the default), he "
+           "(jax.nn.initializers.he_normal) or glorot (glorot_uniform); biases start at 0",
+           choices=initializers.NAMES, default="book"),
     Option(("--optimizer",), _TRAIN_AND_SWEEP, "optimizer", "default adam",
            choices=list(OPTIMIZERS), default="adam"),
     _optimizer_argument("--learning-rate", values.positive_float, "LR"),
@@ -270,4 +274,4 @@ def config_from_args(args, parser) -> Config:
                   bias_l1=args.bias_l1, bias_l2=args.bias_l2, dropout=args.dropout,
                   binary=args.binary, optimizer=args.optimizer,
                   optimizer_args=tuple(given), epochs=args.epochs or DEFAULT_EPOCHS,
-                  batch_size=args.batch_size)
+                  batch_size=args.batch_size, init=args.init)

@@ -296,7 +296,8 @@ def _write_outputs(config: Config, args, parser, result, stacked, *, plot, save,
     if plot is not None:
         from purenn import plotting
 
-        plotting.plot_run(plot, result, binary=config.binary, title=title, seeds=stacked)
+        plotting.plot_run(plot, result, binary=config.binary, regression=config.regression,
+                          title=title, seeds=stacked)
         note(f"wrote {plot}")
     return 0
 

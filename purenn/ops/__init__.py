@@ -13,8 +13,8 @@ What autodiff does through them:
   products ``jax.jvp(jax.grad(f), (x,), (v,))``) and reverse over reverse
   (``jax.jacrev(jax.jacrev(f))``) differentiate them. The results are the derivatives of
   the book's backward formulas: the true second derivatives wherever those formulas are
-  the exact gradient, i.e. everywhere but ReLU's kink at 0 and predictions clipped to
-  ``[1e-7, 1 - 1e-7]`` by the cross-entropies.
+  the exact gradient, i.e. everywhere but ReLU's kink at 0, the absolute error's at 0,
+  and predictions clipped to ``[1e-7, 1 - 1e-7]`` by the cross-entropies.
 """
 
 from purenn.ops.activations import relu, sigmoid, softmax
@@ -25,6 +25,7 @@ from purenn.ops.losses import (
     categorical_crossentropy,
     softmax_categorical_crossentropy,
 )
+from purenn.ops.regression import mean_absolute_error, mean_squared_error
 from purenn.ops.regularization import l1_penalty, l2_penalty
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "dropout",
     "l1_penalty",
     "l2_penalty",
+    "mean_absolute_error",
+    "mean_squared_error",
     "relu",
     "sigmoid",
     "softmax",

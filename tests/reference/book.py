@@ -175,6 +175,48 @@ class Loss_BinaryCrossentropy(Loss):
         self.dinputs = self.dinputs / samples
 
 
+# --- regression (chapter 17) ------------------------------------------------------
+
+
+class Activation_Linear:
+    def forward(self, inputs, training=True):
+        self.inputs = inputs
+        self.output = inputs
+
+    def backward(self, dvalues):
+        self.dinputs = dvalues.copy()
+
+
+class Loss_MeanSquaredError(Loss):
+    def forward(self, y_pred, y_true):
+        return np.mean((y_true - y_pred) ** 2, axis=-1)
+
+    def backward(self, dvalues, y_true):
+        samples = len(dvalues)
+        outputs = len(dvalues[0])
+        self.dinputs = -2 * (y_true - dvalues) / outputs
+        self.dinputs = self.dinputs / samples
+
+
+class Loss_MeanAbsoluteError(Loss):
+    def forward(self, y_pred, y_true):
+        return np.mean(np.abs(y_true - y_pred), axis=-1)
+
+    def backward(self, dvalues, y_true):
+        samples = len(dvalues)
+        outputs = len(dvalues[0])
+        # The book prints np.sign(y_true - dvalues) / outputs: the gradient with respect
+        # to y_true. With respect to the predictions it is the negative (docs/book.md).
+        self.dinputs = -np.sign(y_true - dvalues) / outputs
+        self.dinputs = self.dinputs / samples
+
+
+def regression_accuracy(predictions, y):
+    """The book's: a prediction is correct within std(y) / 250 of its target."""
+    accuracy_precision = np.std(y) / 250
+    return np.mean(np.absolute(predictions - y) < accuracy_precision)
+
+
 # --- optimizers ---------------------------------------------------------------------
 
 
