@@ -55,6 +55,22 @@ def without_settings(path):
 # --- the library ------------------------------------------------------------------------
 
 
+def test_settings_name_functions_with_the_values_they_close_over():
+    from purenn.train.settings import describe, differences, format_differences
+
+    def adam_with(decay):
+        return pn.optimizers.adam(pn.optimizers.inverse_time_decay(0.1, decay))
+
+    kept, now = describe(adam_with(0.01), "optimizer"), describe(adam_with(0.02), "optimizer")
+    assert kept["optimizer.learning_rate"] == (
+        "purenn.optimizers.schedules.inverse_time_decay.<locals>.schedule(decay=0.01, "
+        "learning_rate=0.1)")
+    assert format_differences(differences(kept, now)) == (
+        f"optimizer.learning_rate: {kept['optimizer.learning_rate']} in the checkpoint, "
+        f"{now['optimizer.learning_rate']} now")
+    assert differences(kept, describe(adam_with(0.01), "optimizer")) == {}
+
+
 def test_a_resume_with_other_settings_names_each_one(tmp_path):
     path = tmp_path / "run.safetensors"
     fit(path, epochs=5)
@@ -145,6 +161,19 @@ def test_an_interrupt_before_the_first_epoch_saves_a_checkpoint_of_its_mode(
     whole = fit(None, epochs=20, batch_size=16)
     same_bits(resumed[:2], whole[:2])
     np.testing.assert_array_equal(resumed[2]["loss"], whole[2]["loss"])
+
+
+def test_a_checkpoint_of_the_other_precision_is_named_with_the_mode_to_resume_in(tmp_path):
+    path = tmp_path / "run.safetensors"
+    fit(path, epochs=5)
+    with jax.enable_x64(True), pytest.raises(ValueError, match=(
+            r"holds another state than this run's: params/0/biases: float32 of shape "
+            r"\(1, 8\) in the checkpoint, float64 of shape \(1, 8\) now; .*and \d+ more "
+            r"\(float64 is a run with "
+            r"jax_enable_x64 on, float32 one with it off: resume in the mode the run was "
+            r"saved in\)$")) as info:
+        fit(path, epochs=10)
+    assert "like" not in str(info.value)
 
 
 def test_fit_without_the_checkpoint_file_starts_the_run(tmp_path):

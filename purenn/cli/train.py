@@ -139,10 +139,11 @@ def _run_options(args) -> dict[str, str]:
 
 def _check_checkpoint_options(parser, args, save):
     if args.resume:
+        flag = "--resume-with-changes" if args.resume_with_changes else "--resume"
         if save is None:
-            parser.error("--resume needs --save FILE: the run to continue")
+            parser.error(f"{flag} needs --save FILE: the run to continue")
         if args.seeds > 1:
-            parser.error(f"--resume continues a single run; it does not apply with "
+            parser.error(f"{flag} continues a single run; it does not apply with "
                          f"--seeds {args.seeds}")
     if args.checkpoint_every is not None:
         if save is None:

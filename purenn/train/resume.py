@@ -175,13 +175,14 @@ def _check_settings(saved: SavedRun, settings: dict, with_changes: bool) -> tupl
 def _check_state(saved: SavedRun, params, opt_state) -> None:
     """Refuse a saved state whose names, shapes or dtypes differ from this run's, in the
     words of the checkpoint's tensor names."""
-    now = dict(named_leaves({"params": params, "opt_state": opt_state}, "fit"))
+    now = dict([*named_leaves({"params": params}, "fit"),
+                *named_leaves({"opt_state": opt_state}, "fit")])
     kept = {name: array for name, array in saved.arrays.items()
             if name.split("/")[0] in ("params", "opt_state")}
     found, wider = [], set()
 
     def spec(leaf):
-        return None if leaf is None else f"{jnp.dtype(leaf.dtype)} {tuple(leaf.shape)}"
+        return None if leaf is None else f"{jnp.dtype(leaf.dtype)} of shape {tuple(leaf.shape)}"
 
     for name in [*now, *(name for name in kept if name not in now)]:
         old, new = spec(kept.get(name)), spec(now.get(name))
