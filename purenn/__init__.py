@@ -4,7 +4,7 @@ Layers, losses and optimizers are pure functions over pytrees; every gradient is
 book's hand-written backward formula, registered with ``jax.custom_vjp``.
 """
 
-from purenn import checkpoint, data, initializers, layers, losses, ops, optimizers, train
+from purenn import checkpoint, data, initializers, layers, losses, ops, optimizers, signals, train
 from purenn.layers import Layer, dense, dropout, linear, relu, serial, sigmoid, softmax
 from purenn.train import DivergenceError, evaluate, fit, predict, train_step
 
@@ -29,6 +29,7 @@ __all__ = [
     "relu",
     "serial",
     "sigmoid",
+    "signals",
     "softmax",
     "train",
     "train_step",

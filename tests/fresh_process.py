@@ -46,41 +46,6 @@ def compiles():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-# ``python -c PAUSING prefix ARGS...`` runs ``purenn ARGS...`` and, once it has printed a
-# line that starts with ``prefix``, waits inside that print until a signal comes: a signal
-# sent after reading that line always finds the run still going, however loaded the machine.
-PAUSING = textwrap.dedent("""
-    import runpy
-    import sys
-    import time
-
-    class PauseAfter:
-        def __init__(self, stream, prefix):
-            self.stream, self.prefix = stream, prefix
-
-        def write(self, text):
-            written = self.stream.write(text)
-            if self.prefix and text.startswith(self.prefix):
-                self.stream.write("\\n")
-                self.stream.flush()
-                self.prefix = None
-                time.sleep(600)
-            return written
-
-        def __getattr__(self, name):
-            return getattr(self.stream, name)
-
-    sys.stdout = PauseAfter(sys.stdout, sys.argv[1])
-    sys.argv = ["purenn", *sys.argv[2:]]
-    runpy.run_module("purenn", run_name="__main__", alter_sys=True)
-""")
-
-
-def pausing_command(prefix: str, *args: str) -> list[str]:
-    """The command line that runs ``purenn *args`` and waits after its line ``prefix...``."""
-    return [sys.executable, "-c", PAUSING, prefix, *args]
-
-
 def book_model(*, weight_l2=5e-4, bias_l2=5e-4, rate=0.1):
     """The book's chapter-15 model (``DESIGN.md``'s example)."""
     return pn.serial(pn.dense(2, 64, weight_l2=weight_l2, bias_l2=bias_l2), pn.relu(),

@@ -233,6 +233,23 @@ def test_file_is_plain_safetensors_named_by_key_paths(tmp_path):
     assert np.array_equal(key_data, jax.random.key_data(tree["key"]))
 
 
+def test_metadata_is_kept_and_read_gives_numpy_arrays_in_any_mode(tmp_path):
+    path = tmp_path / "run.safetensors"
+    with jax.enable_x64(True):
+        wide = jnp.arange(3, dtype=jnp.float64)
+        checkpoint.save(path, {"x": wide, "key": jax.random.key(0)},
+                        metadata={"note": "a run", "settings": '{"a": "1"}'})
+    contents = checkpoint.read(path)  # float64, with jax_enable_x64 off: read as it is
+    assert contents.metadata == {"note": "a run", "settings": '{"a": "1"}'}
+    assert contents.arrays["x"].dtype == np.float64
+    np.testing.assert_array_equal(contents.arrays["x"], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(contents.arrays["key"], jax.random.key_data(jax.random.key(0)))
+    with pytest.raises(ValueError, match=r"the metadata name 'format' is the format's own"):
+        checkpoint.save(path, {"x": wide}, metadata={"format": "mine"})
+    with pytest.raises(TypeError, match=r"metadata must map strings to strings; got 'n': int"):
+        checkpoint.save(path, {"x": wide}, metadata={"n": 1})
+
+
 def test_load_without_like_gives_nested_dicts(tmp_path, x64):
     tree = make_tree()
     checkpoint.save(tmp_path / "run.safetensors", tree)

@@ -488,7 +488,8 @@ def test_sweep_takes_every_option_of_train():
     train_options = {o for a in train._actions for o in a.option_strings}
     mine = {o for a in sweep_parser._actions for o in a.option_strings}
     # all but those that write one run's own files
-    assert train_options - mine == {"--plot", "--save", "--log-every", "--checkpoint-every"}
+    assert train_options - mine == {"--plot", "--save", "--log-every", "--checkpoint-every",
+                                    "--resume-with-changes"}
     assert {"--out", "--resume", "--seeds"} <= mine
 
 

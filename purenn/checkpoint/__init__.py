@@ -2,7 +2,8 @@
 
 ``save(path, tree)`` writes any pytree of arrays (params, optimizer state, a step counter,
 a PRNG key) to one `safetensors <https://github.com/huggingface/safetensors>`_ file;
-``load(path, like=None)`` reads it back, bit for bit.
+``load(path, like=None)`` reads it back, bit for bit; ``read(path)`` gives its tensors as
+NumPy arrays and its metadata, converting nothing.
 
 Format
 ------
@@ -34,6 +35,9 @@ raw little-endian tensor bytes. Nothing is ever pickled, so loading a file canno
       prng_keys   JSON object, tensor name -> PRNG implementation, e.g.
                   {"key": "threefry2x32"}
       weak_type   JSON list of the tensors that were weakly typed (``jnp.asarray(0.5)``)
+
+  plus the entries given as ``save(..., metadata={...})`` (``pn.fit`` keeps a run's
+  settings there), which ``read`` returns.
 
   ``load`` refuses a safetensors file without ``format == "purenn.checkpoint"`` (read such
   files with ``safetensors.numpy.load_file``) and any version other than ``"1"``.
@@ -70,6 +74,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,16 +84,25 @@ import safetensors.numpy
 
 from purenn import files
 from purenn.checkpoint import reading
-from purenn.checkpoint.layout import DTYPES, FORMAT, SUPPORTED, VERSION, named_leaves, nest, show
+from purenn.checkpoint.layout import (
+    DTYPES,
+    FORMAT,
+    FORMAT_METADATA,
+    SUPPORTED,
+    VERSION,
+    named_leaves,
+    nest,
+    show,
+)
 from purenn.checkpoint.paths import check_path, save_target
 
-__all__ = ["load", "save"]
+__all__ = ["Contents", "load", "read", "save"]
 
 
 # --- save ------------------------------------------------------------------------------
 
 
-def save(path: str | os.PathLike, tree) -> None:
+def save(path: str | os.PathLike, tree, *, metadata: Mapping[str, str] | None = None) -> None:
     """Write the pytree of arrays ``tree`` to ``path`` as a safetensors file, atomically.
 
     The file gets one tensor per leaf, named by its key path (``params/0/weights``; see the
@@ -103,9 +118,13 @@ def save(path: str | os.PathLike, tree) -> None:
       tree: a pytree (dicts, tuples, lists, NamedTuples, None) whose leaves are arrays:
         ``jax.Array`` (typed PRNG keys included) or ``numpy.ndarray`` of dtype bool,
         int8-64, uint8-64, float16, bfloat16, float32 or float64.
+      metadata: more entries for the header's metadata, name -> string (``read`` gives
+        them back); the format's own names (``format``, ``version``, ``prng_keys``,
+        ``weak_type``) are refused.
 
     Raises:
-      TypeError: a leaf is not an array (its key path is named), or has another dtype.
+      TypeError: a leaf is not an array (its key path is named), or has another dtype; a
+        metadata entry is not a string.
       ValueError: the tree has no arrays, two leaves would get the same name, ``path`` is
         empty, or it is something other than a file (a FIFO, a device).
       FileNotFoundError: the folder of ``path`` does not exist.
@@ -130,13 +149,29 @@ def save(path: str | os.PathLike, tree) -> None:
             prng_keys[name] = prng_impl
         if weak_type:
             weak.append(name)
-    metadata = {"format": FORMAT, "version": VERSION,
+    metadata = {**_check_metadata(metadata), "format": FORMAT, "version": VERSION,
                 "prng_keys": json.dumps(prng_keys, sort_keys=True),
                 "weak_type": json.dumps(sorted(weak))}
     # Serialized in memory, then written through our own descriptor so that the fsync
     # covers exactly the bytes that os.replace publishes (save_file may use its own file).
     header, body = _serialize(tensors, metadata)
     files.atomic_write(target, (header, body), mode=mode, what="checkpoint.save")
+
+
+def _check_metadata(metadata) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"checkpoint.save: metadata must be a dict of strings; got "
+                        f"{type(metadata).__name__}")
+    for name, value in metadata.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"checkpoint.save: metadata must map strings to strings; got "
+                            f"{name!r}: {type(value).__name__}")
+        if name in FORMAT_METADATA:
+            raise ValueError(f"checkpoint.save: the metadata name {name!r} is the format's "
+                             f"own; choose another")
+    return dict(metadata)
 
 
 def _host_array(name: str, leaf) -> tuple[np.ndarray, str | None, bool]:
@@ -224,7 +259,7 @@ def load(path: str | os.PathLike, like=None):
     """
     path = check_path(path, "checkpoint.load")
     where = f"checkpoint {path!r}"
-    tensors = reading.parse(reading.read(path, where), where)
+    tensors, _ = reading.parse(reading.read(path, where), where)
 
     if like is None:
         return nest({name: reading.to_jax(tensor, name, where) for name, tensor in
@@ -245,3 +280,32 @@ def load(path: str | os.PathLike, like=None):
         tensor = tensors[name]._replace(weak_type=bool(getattr(leaf, "weak_type", False)))
         leaves.append(reading.to_jax(tensor, name, where, sharding))
     return jax.tree_util.tree_structure(like).unflatten(leaves)
+
+
+# --- read ------------------------------------------------------------------------------
+
+
+class Contents(NamedTuple):
+    """A checkpoint as ``read`` gives it."""
+
+    arrays: dict[str, np.ndarray]  # tensor name -> array; a typed PRNG key as its key data
+    metadata: dict[str, str]  # the entries given as save(..., metadata=...)
+
+
+def read(path: str | os.PathLike) -> Contents:
+    """A checkpoint's tensors as NumPy arrays by name (``params/0/weights``), and the
+    metadata it was saved with, turning nothing into JAX arrays: a float64 checkpoint reads
+    with ``jax_enable_x64`` off, and nothing is placed on a device. The file is checked as
+    ``load`` checks it.
+
+    Raises:
+      FileNotFoundError, IsADirectoryError, ValueError: as ``load``.
+
+    Example::
+
+      pn.checkpoint.read("run.safetensors").arrays["epoch"]   # array(3001, dtype=int32)
+    """
+    path = check_path(path, "checkpoint.read")
+    where = f"checkpoint {path!r}"
+    tensors, metadata = reading.parse(reading.read(path, where), where)
+    return Contents({name: tensor.data for name, tensor in sorted(tensors.items())}, metadata)

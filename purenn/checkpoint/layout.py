@@ -13,11 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
-__all__ = ["DTYPES", "FORMAT", "RESERVED", "SUPPORTED", "VERSION", "named_leaves", "nest",
-           "show"]
+__all__ = ["DTYPES", "FORMAT", "FORMAT_METADATA", "RESERVED", "SUPPORTED", "VERSION",
+           "named_leaves", "nest", "show"]
 
 FORMAT = "purenn.checkpoint"
 VERSION = "1"
+# The metadata entries of the format itself; any other entry is the saver's own.
+FORMAT_METADATA = ("format", "version", "prng_keys", "weak_type")
 
 # safetensors dtype codes and the NumPy dtypes they hold (little-endian, as the format is).
 DTYPES = {

@@ -15,7 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 import safetensors
 
-from purenn.checkpoint.layout import DTYPES, FORMAT, RESERVED, SUPPORTED, VERSION, show
+from purenn.checkpoint.layout import (
+    DTYPES,
+    FORMAT,
+    FORMAT_METADATA,
+    RESERVED,
+    SUPPORTED,
+    VERSION,
+    show,
+)
 from purenn.checkpoint.paths import check_regular
 
 __all__ = ["Tensor", "check_match", "parse", "read", "to_jax"]
@@ -79,8 +87,10 @@ def _declared_data_size(header: bytes) -> int | None:
     return max(ends, default=0)
 
 
-def parse(data: bytes, where: str) -> dict[str, Tensor]:
-    """The tensors of a purenn checkpoint's bytes; ValueError for anything else."""
+def parse(data: bytes, where: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The tensors of a purenn checkpoint's bytes, and the metadata its saver gave
+    (``save``'s ``metadata``: the header's metadata without ``FORMAT_METADATA``);
+    ValueError for anything else."""
     try:
         raw = safetensors.deserialize(data)
     except Exception as err:  # safetensors raises SafetensorError; any failure means the same
@@ -122,7 +132,10 @@ def parse(data: bytes, where: str) -> dict[str, Tensor]:
     for name, tensor in tensors.items():
         if tensor.prng_impl is not None:
             _spec(tensor, name, where)  # raises ValueError for key data that cannot be a key
-    return tensors
+    own = {name: value for name, value in metadata.items() if name not in FORMAT_METADATA}
+    if not all(isinstance(value, str) for value in own.values()):
+        raise ValueError(f"{where} has corrupted metadata: its entries must be strings")
+    return tensors, own
 
 
 _PICKLE_OPCODES = {opcode.code.encode("latin-1") for opcode in pickletools.opcodes}

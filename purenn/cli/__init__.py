@@ -7,8 +7,8 @@
 
 Also ``python -m purenn``. Output on stdout is the book's log lines; notes (files written)
 go to stderr. A bad option prints one line ``purenn ...: error: ...`` and exits with 2; a
-run that diverges or runs out of memory exits with 1; Ctrl-C exits with 130 (a run with
-``--save`` is kept, and ``--resume`` continues it).
+run that diverges or runs out of memory exits with 1; Ctrl-C exits with 130, SIGTERM with
+143 and SIGHUP with 129 (a run with ``--save`` is kept, and ``--resume`` continues it).
 
 Compiled programs are kept in JAX's persistent compilation cache, in
 ``$XDG_CACHE_HOME/purenn`` (``~/.cache/purenn`` by default), so a second run compiles

@@ -216,18 +216,25 @@ OPTIONS: tuple[Option, ...] = (
            "'purenn[plot]')", metavar="FILE.png"),
     Option(("--save",), _RUN, "output",
            "keep the run in FILE with purenn.checkpoint.save: pn.fit's checkpoint "
-           "{'params', 'opt_state', 'epoch', 'key', 'history', ...}, written every "
-           "--checkpoint-every epochs, at the end and on Ctrl-C (exit 130), so that "
-           "--resume can continue it. With --seeds: {'params', 'opt_state'} at the end, "
-           "every leaf with a leading axis, one entry per seed", metavar="FILE.safetensors"),
+           "{'params', 'opt_state', 'epoch', 'key', 'history', ...} with the run's options, "
+           "written every --checkpoint-every epochs, at the end and on Ctrl-C, SIGTERM or "
+           "SIGHUP (exit 130, 143, 129), so that --resume can continue it. With --seeds: "
+           "{'params', 'opt_state'} at the end, every leaf with a leading axis, one entry "
+           "per seed", metavar="FILE.safetensors"),
     Option(("--checkpoint-every",), _RUN, "output",
            "with --save, write the checkpoint every N epochs (default: at each log line, "
            "every --log-every epochs; 0: only at the end and on Ctrl-C)",
            type=values.nonnegative_int, metavar="N"),
     Option(("--resume",), _RUN, "output",
            "continue the run kept in --save FILE (stopped with Ctrl-C, or shorter) up to "
-           "--epochs; give the options it was started with. It ends bit-identical to an "
-           "uninterrupted run", switch=True),
+           "--epochs; give the options it was started with (other ones are refused, each "
+           "named). It ends bit-identical to an uninterrupted run. Without FILE yet, start "
+           "the run, so that a scheduler can repeat the same command until it is done",
+           switch=True),
+    Option(("--resume-with-changes",), _RUN, "output",
+           "--resume, and continue even where these options differ from the ones the run "
+           "was saved with: FILE records the epoch and each change, and a later --resume "
+           "compares with the new options", switch=True),
 )
 
 

@@ -3,8 +3,10 @@
 The run is checked before anything trains (output paths, checkpoint options, the
 layers' and optimizer's arguments, memory), then trained with ``experiments.run`` (one
 seed, printing the book's log lines) or ``experiments.run_seeds``; ``--save`` keeps it,
-``--plot`` draws it. Ctrl-C during a run with ``--save`` leaves a checkpoint and says how
-to continue it.
+``--plot`` draws it. Ctrl-C, SIGTERM or SIGHUP during a run with ``--save`` leaves a
+checkpoint and says how to continue it; ``--resume`` continues it after checking that the
+options are the ones it was saved with (``--resume-with-changes`` continues it anyway, and
+the checkpoint records the change), and starts the run where there is no file yet.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import jax
 import numpy as np
 
 import purenn as pn
-from purenn import experiments
+from purenn import experiments, signals
 from purenn.cli import common, memory
-from purenn.cli.options import add_options, config_from_args
+from purenn.cli.options import add_options, config_from_args, options_of
 from purenn.experiments import BOOK, Config
+from purenn.train.settings import differences, format_differences
 
 __all__ = ["add_parsers", "book_main", "train_main"]
 
@@ -83,11 +86,52 @@ def train_main(args, parser, command: Sequence[str]) -> int:
 
 
 def _interruptible(config, args, parser, **run) -> int:
-    try:
-        return _run(config, args, parser, **run)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    """Run, with SIGTERM and SIGHUP handled as Ctrl-C (``purenn.signals``): the exit
+    status is 128 + the signal's number."""
+    with signals.stop_signals():
+        try:
+            return _run(config, args, parser, **run)
+        except KeyboardInterrupt as interrupt:
+            print(f"{parser.prog}: {_how(interrupt)}", file=sys.stderr)
+            return signals.exit_code(interrupt)
+
+
+def _how(interrupt: KeyboardInterrupt) -> str:
+    """``interrupted`` (Ctrl-C) or ``stopped by SIGTERM``."""
+    if isinstance(interrupt, signals.StopSignal):
+        return f"stopped by {interrupt.name}"
+    return "interrupted"
+
+
+# --- the run's options, kept in its checkpoint -----------------------------------------
+
+# purenn train's options that say how long a run trains, which seed (the checkpoint's key
+# says it), and what is printed and written: the others are the run's settings.
+_NOT_SETTINGS = frozenset({"--epochs", "--seed", "--seeds", "--no-cache", "--log-every",
+                           "--quiet", "--plot", "--save", "--checkpoint-every", "--resume",
+                           "--resume-with-changes"})
+
+
+def _option_text(option, value) -> str:
+    """An option's value as a command line gives it: ``0.02``, ``64 32``, ``given``."""
+    if option.switch:
+        return "given" if value else "not given"
+    if value is None:
+        return "not given"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def _run_options(args) -> dict[str, str]:
+    """The settings of the run that ``args`` describe, in the command line's words, as
+    ``pn.fit`` keeps them in the checkpoint: ``{"command": "train", "--hidden": "64",
+    "--learning-rate": "not given", ...}``; for ``purenn book``, the experiment."""
+    if args.command == "book":
+        return {"command": f"book {args.experiment}"}
+    return {"command": "train", **{
+        option.name: _option_text(option, getattr(args, option.dest))
+        for option in options_of("train") if option.name not in _NOT_SETTINGS}}
 
 
 # --- checks before a run ---------------------------------------------------------------
@@ -95,14 +139,12 @@ def _interruptible(config, args, parser, **run) -> int:
 
 def _check_checkpoint_options(parser, args, save):
     if args.resume:
+        flag = "--resume-with-changes" if args.resume_with_changes else "--resume"
         if save is None:
-            parser.error("--resume needs --save FILE: the run to continue")
+            parser.error(f"{flag} needs --save FILE: the run to continue")
         if args.seeds > 1:
-            parser.error(f"--resume continues a single run; it does not apply with "
+            parser.error(f"{flag} continues a single run; it does not apply with "
                          f"--seeds {args.seeds}")
-        if not os.path.isfile(save):
-            parser.error(f"--resume: {save!r} does not exist; leave out --resume to start "
-                         f"a new run")
     if args.checkpoint_every is not None:
         if save is None:
             parser.error("--checkpoint-every needs --save FILE: where to write")
@@ -111,28 +153,47 @@ def _check_checkpoint_options(parser, args, save):
                          f"{args.seeds} the runs are saved at the end")
 
 
-def _check_resumable(parser, path, config: Config, seed: int):
+def _check_resumable(parser, args, path, config: Config) -> str:
     """The file is a run's checkpoint (``pn.fit``'s: with its epoch and key), of this seed,
-    not past ``config.epochs``."""
-    import safetensors
-
+    not past ``config.epochs``, with these options unless ``--resume-with-changes``.
+    Returns what the run does: a note for the user."""
     try:
-        with safetensors.safe_open(path, framework="numpy") as file:
-            names, metadata = set(file.keys()), file.metadata() or {}
-            epoch = int(file.get_tensor("epoch")) if "epoch" in names else None
-            key = file.get_tensor("key") if "key" in names else None
-    except (OSError, ValueError, safetensors.SafetensorError) as err:
+        names = {name.split("/")[0] for name in pn.checkpoint.read(path).arrays}
+    except (OSError, ValueError) as err:
         parser.error(f"--resume: cannot read {path!r}: {str(err).splitlines()[0]}")
-    if metadata.get("format") != "purenn.checkpoint" or epoch is None or key is None:
+    if not {"epoch", "key"} <= names:
         parser.error(f"--resume: {path!r} is not the checkpoint of a single run (it has no "
                      f"epoch and key; a file saved with --seeds cannot be resumed)")
-    k_fit = experiments.seed_keys(seed)[3]
-    if not np.array_equal(key, np.asarray(jax.random.key_data(k_fit))):
+    try:
+        saved = pn.train.read_run(path)
+    except (OSError, ValueError) as err:
+        parser.error(f"--resume: {str(err).splitlines()[0]}")
+    k_fit = experiments.seed_keys(args.seed)[3]
+    if not np.array_equal(saved.key, np.asarray(jax.random.key_data(k_fit))):
         parser.error(f"--resume: {path!r} was written by a run with another seed; give "
                      f"the --seed it was started with")
-    if epoch > config.epochs:
-        parser.error(f"--resume: {path!r} is at epoch {epoch}, past --epochs "
-                     f"{config.epochs}; give --epochs {epoch} or more")
+    if saved.epoch > config.epochs:
+        parser.error(f"--resume: {path!r} is at epoch {saved.epoch}, past --epochs "
+                     f"{config.epochs}; give --epochs {saved.epoch} or more")
+    if saved.settings is None:
+        if not args.resume_with_changes:
+            parser.error(f"--resume: {path!r} keeps no options (an older purenn wrote it), "
+                         f"so --resume cannot check that these are the ones it was started "
+                         f"with; add --resume-with-changes to continue it with these, or "
+                         f"leave out --resume to start over")
+        return f"continuing {path} at epoch {saved.epoch} with these options"
+    kept = {name: value for name, value in saved.settings.items()
+            if name == "command" or name.startswith("--")}
+    found = differences(kept, _run_options(args))
+    if found and not args.resume_with_changes:
+        parser.error(f"--resume: {path!r} is of a run with other options: "
+                     f"{format_differences(found)}; give the options it was started with, "
+                     f"add --resume-with-changes to continue it with these, or leave out "
+                     f"--resume to start over")
+    if found:
+        return (f"continuing {path} at epoch {saved.epoch} with other options: "
+                f"{format_differences(found)}")
+    return ""
 
 
 def _format_bytes(count: float) -> str:
@@ -168,7 +229,8 @@ def _check_memory(parser, config: Config, args, hint: str):
 def _check_run(config: Config, args, parser, hint: str):
     """Every check that can refuse the run (``parser.error``), before it compiles or
     allocates anything; then the compilation cache. Returns the ``--plot`` and ``--save``
-    paths."""
+    paths, and a note on what ``--resume`` does (or "")."""
+    args.resume = args.resume or args.resume_with_changes
     plot = common.check_output(parser, "--plot", args.plot, ".png")
     save = common.check_output(parser, "--save", args.save, checkpoint=True)
     _check_checkpoint_options(parser, args, save)
@@ -187,10 +249,13 @@ def _check_run(config: Config, args, parser, hint: str):
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     common.use_compilation_cache(args, parser.prog)  # before anything compiles
+    resuming = ""
+    if args.resume and not os.path.exists(save):
+        resuming = f"--resume: {save} does not exist yet; starting the run"
+    elif args.resume:
+        resuming = _check_resumable(parser, args, save, config)
     _check_memory(parser, config, args, hint)  # compiles the run's training program
-    if args.resume:
-        _check_resumable(parser, save, config, args.seed)
-    return plot, save
+    return plot, save, resuming
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -211,22 +276,23 @@ def _file_identity(path):
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def _interrupted(parser, path, before, args, command) -> int:
-    """After Ctrl-C in a run saved to ``path``: one line saying where it stopped and how to
-    continue it."""
+def _interrupted(parser, path, before, args, command, interrupt) -> int:
+    """After Ctrl-C (or SIGTERM, SIGHUP) in a run saved to ``path``: one line saying where
+    it stopped and how to continue it; returns the exit status."""
     after = _file_identity(path)
-    if after is None or (after == before and not args.resume):
-        print(f"{parser.prog}: interrupted before the first checkpoint; nothing saved to "
-              f"{path}", file=sys.stderr)
-        return 130
-    import safetensors
-
-    with safetensors.safe_open(path, framework="numpy") as file:
-        epoch = int(file.get_tensor("epoch"))
-    again = list(command) + ([] if args.resume else ["--resume"])
-    print(f"{parser.prog}: interrupted at epoch {epoch}; saved to {path}; continue with: "
-          f"purenn {shlex.join(again)}", file=sys.stderr)
-    return 130
+    again = "purenn " + shlex.join(list(command) + ([] if args.resume else ["--resume"]))
+    how = _how(interrupt)
+    if after is None:  # --resume starts the run where there is no file
+        print(f"{parser.prog}: {how} before the first checkpoint; nothing saved to {path}; "
+              f"continue with: {again}", file=sys.stderr)
+    elif after == before and not args.resume:  # the file is another run's: left alone
+        print(f"{parser.prog}: {how} before the first checkpoint; nothing saved to {path}",
+              file=sys.stderr)
+    else:
+        epoch = pn.train.read_run(path).epoch
+        print(f"{parser.prog}: {how} at epoch {epoch}; saved to {path}; continue with: "
+              f"{again}", file=sys.stderr)
+    return signals.exit_code(interrupt)
 
 
 def _summary(result: experiments.Seeds) -> str:
@@ -249,14 +315,16 @@ def _summary(result: experiments.Seeds) -> str:
 
 
 def _train_one_seed(config: Config, args, parser, checkpoint) -> experiments.Run:
-    """One seed, printing the book's log lines; kept in ``checkpoint`` as it goes."""
+    """One seed, printing the book's log lines; kept in ``checkpoint`` as it goes, with
+    the run's options."""
     every = args.log_every if args.checkpoint_every is None else args.checkpoint_every
+    kept = {} if checkpoint is None else dict(
+        checkpoint_path=checkpoint, checkpoint_every=every or None, resume=args.resume,
+        resume_with_changes=args.resume_with_changes, settings=_run_options(args))
     try:
         return experiments.run(
             config, args.seed, log_every=None if args.quiet else (args.log_every or None),
-            log_fn=common.print_line, progress=False if args.quiet else None,
-            checkpoint_path=checkpoint,
-            checkpoint_every=(every or None) if checkpoint else None, resume=args.resume)
+            log_fn=common.print_line, progress=False if args.quiet else None, **kept)
     except ValueError as err:  # pn.fit refusing the checkpoint it resumes from
         if not args.resume:
             raise
@@ -304,17 +372,19 @@ def _write_outputs(config: Config, args, parser, result, stacked, *, plot, save,
 
 def _run(config: Config, args, parser, *, title: str, command: Sequence[str],
          hint: str) -> int:
-    plot, save = _check_run(config, args, parser, hint)
+    plot, save, resuming = _check_run(config, args, parser, hint)
     seeds = list(range(args.seed, args.seed + args.seeds))
     try:
         if len(seeds) == 1:
             before = _file_identity(save)
             try:
+                if resuming:  # here, so that an interrupt after it says how to continue
+                    common.notes(parser.prog, args.quiet)(resuming)
                 result, stacked = _train_one_seed(config, args, parser, save), None
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:
                 if save is None:
                     raise
-                return _interrupted(parser, save, before, args, command)
+                return _interrupted(parser, save, before, args, command, interrupt)
         else:
             stacked = _train_seeds(config, args, seeds)
             result = stacked.unstack(0)

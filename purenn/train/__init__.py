@@ -21,9 +21,10 @@ from a checkpoint and continuing with ``initial_epoch`` never change a run's bit
 
 The modules: ``step`` (the components, their checks, ``train_step``), ``epochs`` (the
 compiled epochs loops, lean and checked, and the vmapped loop of many runs), ``loop``
-(``fit``), ``arguments`` (``fit``'s argument checks), ``history`` (the history, the
-printed lines, the run's checkpoint), ``evaluation`` (``evaluate``, ``predict``) and
-``sharding`` (the placement on a mesh).
+(``fit``), ``arguments`` (``fit``'s argument checks), ``history`` (the history and the
+printed lines), ``resume`` (the run's checkpoint: ``read_run``, the checks of a resume),
+``settings`` (a run's settings in words, kept in its checkpoint), ``evaluation``
+(``evaluate``, ``predict``) and ``sharding`` (the placement on a mesh).
 """
 
 from purenn.train.arguments import MAX_EPOCH
@@ -47,6 +48,7 @@ from purenn.train.history import (
     format_validation_line,
 )
 from purenn.train.loop import DivergenceError, fit
+from purenn.train.resume import SavedRun, read_run
 from purenn.train.step import Components, check_output_layer, default_accuracy, train_step
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "MAX_EPOCH",
     "METRICS",
     "RunState",
+    "SavedRun",
     "VALIDATION",
     "check_output_layer",
     "checked_chunk_program",
@@ -73,6 +76,7 @@ __all__ = [
     "format_validation_line",
     "lean_epochs_function",
     "predict",
+    "read_run",
     "runs_program",
     "train_step",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -13,6 +14,7 @@ from purenn._checks import check_key
 from purenn._validate import check_batch_size, check_dataset, check_epochs
 from purenn.train.evaluation import Evaluator
 from purenn.train.history import METRICS
+from purenn.train.settings import run_settings
 from purenn.train.sharding import Placement, placement
 from purenn.train.step import Components, check_components, first_learning_rate
 
@@ -69,6 +71,25 @@ def _check_checkpoint_path(checkpoint_path, checkpoint_every):
     return path
 
 
+def _check_settings(settings, checkpoint_path):
+    if settings is None:
+        return {}
+    if checkpoint_path is None:
+        raise ValueError("settings needs checkpoint_path: they are kept in the checkpoint")
+    if not isinstance(settings, Mapping) or not all(
+            isinstance(name, str) and isinstance(value, str)
+            for name, value in settings.items()):
+        raise TypeError(f"settings must map names to texts, e.g. {{'--hidden': '64'}}; got "
+                        f"{settings!r}")
+    return dict(settings)
+
+
+def _check_resume(resume, resume_with_changes):
+    if resume_with_changes and not resume:
+        raise ValueError("resume_with_changes=True continues a checkpoint: it needs "
+                         "resume=True")
+
+
 def _check_validation_data(model, loss, params, validation_data):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise TypeError("validation_data must be a pair (X_val, y_val)")
@@ -94,16 +115,18 @@ class FitSetup(NamedTuple):
     evaluator: Evaluator | None  # None without validation data
     names: list  # the metrics of the history, in METRICS order
     placement: Placement | None
+    settings: dict[str, str]  # the run's settings, kept in its checkpoint (purenn.train.settings)
 
 
 def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, batch_size,
               validation_data, patience, initial_epoch, log_every, accuracy,
-              checkpoint_path, checkpoint_every, mesh, data_axis, chunk: int
-              ) -> tuple[FitSetup, Any, Any]:
+              checkpoint_path, checkpoint_every, resume, resume_with_changes, settings,
+              mesh, data_axis, chunk: int) -> tuple[FitSetup, Any, Any]:
     """Check ``fit``'s arguments, in the order its errors name them, and return the
     setup with ``(params, opt_state)``: the initial state (``optimizer.init(params)``
     when ``opt_state`` is None), placed on the mesh when there is one. ``chunk`` is the
-    log interval when not logging.
+    log interval when not logging. With a checkpoint, the setup's ``settings`` are the
+    run's (``purenn.train.settings.run_settings``, with ``settings`` added).
 
     Raises:
       TypeError, ValueError, FileNotFoundError: naming the argument and the fix.
@@ -117,6 +140,8 @@ def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, b
     log_every = _check_every("log_every", log_every)
     checkpoint_every = _check_every("checkpoint_every", checkpoint_every)
     checkpoint_path = _check_checkpoint_path(checkpoint_path, checkpoint_every)
+    _check_resume(resume, resume_with_changes)
+    settings = _check_settings(settings, checkpoint_path)
     patience = _check_patience(patience, validation_data)
     if validation_data is not None:
         validation_data = _check_validation_data(model, loss, params, validation_data)
@@ -129,8 +154,10 @@ def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, b
     if first_learning_rate(opt_state) is None:
         names.remove("learning_rate")
     evaluator = Evaluator(model, loss, accuracy) if validation_data is not None else None
-    setup = FitSetup(Components(model, loss, optimizer, accuracy, placed), key, first,
-                     first + epochs, X, y, batch_size, log_every, log_every or chunk,
-                     checkpoint_every, checkpoint_path, patience, validation_data, evaluator,
-                     names, placed)
+    components = Components(model, loss, optimizer, accuracy, placed)
+    if checkpoint_path is not None:
+        settings = run_settings(components, batch_size, X, y, settings)
+    setup = FitSetup(components, key, first, first + epochs, X, y, batch_size, log_every,
+                     log_every or chunk, checkpoint_every, checkpoint_path, patience,
+                     validation_data, evaluator, names, placed, settings)
     return setup, params, opt_state

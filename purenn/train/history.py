@@ -1,15 +1,12 @@
-"""A run's history (its per-epoch metrics and validation points), the book's printed
-lines, and the run's checkpoint: what ``fit`` saves as it goes and resumes from."""
+"""A run's history (its per-epoch metrics and validation points) and the book's printed
+lines. ``purenn.train.resume`` saves it in the run's checkpoint."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-
-from purenn import checkpoint
 
 __all__ = [
     "METRICS",
@@ -17,8 +14,6 @@ __all__ = [
     "History",
     "format_log_line",
     "format_validation_line",
-    "resume_run",
-    "save_run",
 ]
 
 METRICS = ("loss", "data_loss", "reg_loss", "accuracy", "learning_rate")
@@ -79,82 +74,18 @@ class History:
     def arrays(self, *, with_validation: bool) -> dict:
         """``epoch`` and each metric as one array per name, as ``fit`` returns them; with
         ``with_validation``, ``val_epoch`` and the validation metrics too."""
+        # Values in the dtype the run computes in, float32 unless jax_enable_x64, even
+        # where there are none yet: a checkpoint must load in the mode that saved it.
+        real = jax.dtypes.canonicalize_dtype(np.float64)
         done = self.epochs_done()
         out = {"epoch": np.arange(self.first_epoch, self.first_epoch + done, dtype=np.int64)}
         for name, parts in self.parts.items():
-            out[name] = np.concatenate(parts) if parts else np.zeros(0)
+            out[name] = np.concatenate(parts) if parts else np.zeros(0, real)
         if with_validation:
             out["val_epoch"] = np.asarray(self.validation["val_epoch"], np.int64)
             for name in VALIDATION:
                 if self.validation[name]:
-                    # float32 unless jax_enable_x64: a checkpoint must load in this mode
-                    out[name] = np.asarray(self.validation[name],
-                                           jax.dtypes.canonicalize_dtype(np.float64))
+                    out[name] = np.asarray(self.validation[name], real)
                 elif name == "val_loss" or "accuracy" in self.parts:
-                    out[name] = np.zeros(0)
+                    out[name] = np.zeros(0, real)
         return out
-
-
-# --- checkpoints of a run -------------------------------------------------------------
-
-
-def _key_data(key) -> np.ndarray:
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key)
-
-
-def save_run(path, params, opt_state, next_epoch: int, key, history: History) -> None:
-    """Save a run to ``path`` (safetensors): the state entering ``next_epoch``, the key,
-    the first epoch and the history, as ``resume_run`` reads them back."""
-    arrays = history.arrays(with_validation=bool(history.validation["val_epoch"]))
-    del arrays["epoch"]  # rebuilt from the first epoch and the length
-    arrays = {name: (values.astype(np.int32) if name == "val_epoch" else values)
-              for name, values in arrays.items()}
-    checkpoint.save(path, {
-        "params": params,
-        "opt_state": opt_state,
-        "epoch": np.asarray(next_epoch, np.int32),  # int32: loads with jax_enable_x64 off
-        "initial_epoch": np.asarray(history.first_epoch, np.int32),
-        "key": _key_data(key),
-        "history": arrays,
-    })
-
-
-def resume_run(path, params, opt_state, key, history: History):
-    """``(params, opt_state, next_epoch, history)`` saved in a fit checkpoint, checked
-    against this run: same key, same first epoch, same structure (``params`` and
-    ``opt_state`` give it). ``history`` is filled with the saved one.
-
-    Raises:
-      ValueError: the file is not a fit checkpoint, or is of another run.
-    """
-    raw = checkpoint.load(path)
-    if not {"params", "opt_state", "epoch", "key", "history"} <= set(raw):
-        raise ValueError(f"{path!r} is not a fit checkpoint (it holds "
-                         f"{', '.join(sorted(raw)) or 'nothing'}; a fit checkpoint also has "
-                         f"epoch, key and history): pass another checkpoint_path, or "
-                         f"resume=False to overwrite it")
-    saved_key, key_data = np.asarray(raw["key"]), _key_data(key)
-    if saved_key.shape != key_data.shape or not np.array_equal(saved_key, key_data):
-        raise ValueError(f"the checkpoint {path!r} was written by a run with another key; "
-                         f"pass the same key to resume it, resume=False to start over, or "
-                         f"another checkpoint_path")
-    saved_first = int(raw.get("initial_epoch", 0))
-    if saved_first != history.first_epoch:
-        raise ValueError(f"the checkpoint {path!r} is of a run that began at epoch "
-                         f"{saved_first}; pass initial_epoch={saved_first} to resume it")
-    like = {"params": params, "opt_state": opt_state,
-            "epoch": jax.ShapeDtypeStruct((), np.int32),
-            "initial_epoch": jax.ShapeDtypeStruct((), np.int32),
-            "key": jax.ShapeDtypeStruct(key_data.shape, key_data.dtype),
-            "history": {name: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype)
-                        for name, v in raw["history"].items()}}
-    state = checkpoint.load(path, like=like)
-    saved = {name: np.asarray(values) for name, values in state["history"].items()}
-    for name in history.parts:
-        if name in saved:
-            history.parts[name] = [saved[name]]
-    if "val_epoch" in saved:
-        history.validation = {name: list(saved.get(name, [])) for name in history.validation}
-    return state["params"], state["opt_state"], int(state["epoch"]), history

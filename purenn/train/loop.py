@@ -4,14 +4,16 @@
 (``purenn.train.arguments``); a checkpoint is resumed; chunks of epochs run, each one
 call of the lean compiled loop (replayed by the checked loop when it finds a fault, which
 raises ``DivergenceError``), between which lines are printed, validation runs, early
-stopping watches and checkpoints are saved; and the run finishes with the early-stopping
-result, the final validation and its lines.
+stopping watches and checkpoints are saved (``purenn.train.resume``); and the run
+finishes with the early-stopping result, the final validation and its lines. With a
+checkpoint, SIGTERM and SIGHUP save it as Ctrl-C does (``purenn.signals``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -21,15 +23,11 @@ from jax.sharding import Mesh
 
 from purenn.layers import Layer
 from purenn.progress import progress_bar
+from purenn.signals import StopSignal, stop_signals
 from purenn.train.arguments import FitSetup, setup_fit
 from purenn.train.epochs import CHUNK, RunState, checked_chunk_program, chunk_program
-from purenn.train.history import (
-    History,
-    format_log_line,
-    format_validation_line,
-    resume_run,
-    save_run,
-)
+from purenn.train.history import History, format_log_line, format_validation_line
+from purenn.train.resume import RunCheckpoint, read_run, resume_run
 
 __all__ = ["DivergenceError", "fit"]
 
@@ -65,6 +63,7 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
         log_fn: Callable[[str], Any] | None = print, progress: bool | None = None,
         accuracy: Callable | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int | None = None, resume: bool = True,
+        resume_with_changes: bool = False, settings: Mapping[str, str] | None = None,
         mesh: Mesh | None = None, data_axis: str = "data"):
     """Train ``params`` for ``epochs`` epochs inside one compiled loop.
 
@@ -101,10 +100,27 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
       progress: show a tqdm progress bar; by default on for runs of >= 1000 epochs when
         stderr is a terminal.
       checkpoint_path, checkpoint_every: save ``params``, ``opt_state``, the next epoch,
-        the key and the history to this safetensors file every ``checkpoint_every`` epochs,
-        at the end and when interrupted (``KeyboardInterrupt``: the last finished chunk is
-        saved, then the exception goes on). With ``resume=True`` and an existing file,
-        the run continues from it and ends bit-identical to an uninterrupted run.
+        the key, the history and the run's settings (``purenn.train.settings``: the
+        model's, loss's and optimizer's structure and hyperparameters, the batch size, the
+        data's shapes) to this safetensors file every ``checkpoint_every`` epochs, at the
+        end and when interrupted: on Ctrl-C (``KeyboardInterrupt``) the last finished
+        chunk is saved, then the exception goes on; SIGTERM and SIGHUP, while ``fit``
+        runs in the main thread with their default handlers, save it too, print one line
+        to stderr and then end the process as the signal does (``purenn.signals``; inside
+        your own ``stop_signals()`` block a ``StopSignal`` goes on instead).
+      resume: with an existing checkpoint file, continue the run from it (it ends
+        bit-identical to an uninterrupted run), after checking that it is this run's:
+        same key and first epoch, same settings, else a ValueError names each setting
+        that differs (``optimizer.learning_rate: 0.02 in the checkpoint, 0.5 now``).
+        Without a file the run starts, so the same call can be repeated until the run
+        is done. False: start over and overwrite the file.
+      resume_with_changes: resume even where the settings differ (or were not kept, in
+        a checkpoint of an older purenn); the checkpoint records the epoch and each
+        setting before and after (``purenn.train.read_run(path).changes``), and a later
+        resume compares with the new settings.
+      settings: more settings of the run, name -> text, for the checkpoint to keep and
+        a resume to compare with the others (the command line passes its options,
+        ``{"--hidden": "64", ...}``).
 
     Returns:
       ``(params, opt_state, history)``; ``history`` maps ``epoch`` and each metric
@@ -121,24 +137,74 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
         model, loss, optimizer, params, X, y, opt_state, key=key, epochs=epochs,
         batch_size=batch_size, validation_data=validation_data, patience=patience,
         initial_epoch=initial_epoch, log_every=log_every, accuracy=accuracy,
-        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, mesh=mesh,
+        checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
+        resume_with_changes=resume_with_changes, settings=settings, mesh=mesh,
         data_axis=data_axis, chunk=CHUNK)
-    history = History(setup.names, setup.first)
-    params, opt_state, start = _resume(setup, params, opt_state, history, resume)
     if jax.process_index() != 0:
         log_fn = None
-    outcome = _train_chunks(setup, _Entry(start, params, opt_state), history, log_fn,
-                            progress)
-    return _finish(setup, outcome, history, log_fn)
+    run = _Run(setup, log_fn, progress, bool(resume), bool(resume_with_changes))
+    if setup.checkpoint_path is None:
+        return _fit(run, params, opt_state)
+    with stop_signals() as handled:
+        return _fit(run._replace(handled=handled), params, opt_state)
 
 
-def _resume(setup: FitSetup, params, opt_state, history: History, resume: bool):
-    """``(params, opt_state, first epoch to train)``: the run's checkpoint's when it
-    resumes one (``history`` then holds the saved history), else the initial ones."""
+class _Run(NamedTuple):
+    """A ``fit`` call: its setup and the arguments its stages read."""
+
+    setup: FitSetup
+    log_fn: Callable[[str], Any] | None
+    progress: bool | None
+    resume: bool
+    with_changes: bool
+    handled: frozenset = frozenset()  # the stop signals fit's own handlers turn into StopSignal
+
+
+def _fit(run: _Run, params, opt_state):
+    """The stages of ``fit`` after its arguments are checked. A stop signal in each one
+    is ``_stopped``: before training nothing is saved, in training the last finished
+    chunk (``_train_chunks``), after it the run was saved already."""
+    history = History(run.setup.names, run.setup.first)
+    try:
+        params, opt_state, start, record = _resume(run, params, opt_state, history)
+    except StopSignal as stop:
+        _stopped(stop, run, "before training; nothing saved")
+        raise
+    outcome = _train_chunks(run, _Entry(start, params, opt_state), history, record)
+    try:
+        return _finish(run.setup, outcome, history, run.log_fn)
+    except StopSignal as stop:
+        if record is not None:
+            _stopped(stop, run, f"after training; the run is saved in {record.path}")
+        raise
+
+
+def _stopped(stop: StopSignal, run: _Run, what: str) -> None:
+    """After a stop signal that fit's own handler turned into ``stop``: one line on
+    stderr saying ``what`` became of the run, then the process ends as the signal ends
+    it. A signal that another handler turned into ``stop`` goes on to that handler's
+    owner."""
+    if stop.signum in run.handled:
+        print(f"purenn.fit: stopped by {stop.name} {what}", file=sys.stderr)
+        stop.resend()
+
+
+def _resume(run: _Run, params, opt_state, history: History):
+    """``(params, opt_state, first epoch to train, checkpoint record or None)``: the run's
+    checkpoint's when it resumes one (``history`` then holds the saved history), else the
+    initial ones."""
+    setup = run.setup
     path = setup.checkpoint_path
-    if path is None or not resume or not os.path.exists(path):
-        return params, opt_state, setup.first
-    params, opt_state, start, _ = resume_run(path, params, opt_state, setup.key, history)
+    if path is None:
+        return params, opt_state, setup.first, None
+    record = RunCheckpoint(path, setup.key, setup.settings)
+    if not run.resume or not os.path.exists(path):
+        return params, opt_state, setup.first, record
+    saved = read_run(path)
+    params, opt_state, changes = resume_run(saved, params, opt_state, setup.key, history,
+                                            setup.settings, with_changes=run.with_changes)
+    record = record._replace(changes=changes)
+    start = saved.epoch
     if setup.placement is not None:
         params, opt_state = jax.device_put((params, opt_state), setup.placement.replicated)
     else:  # uncommitted, as the caller's arrays are: the same compiled program serves
@@ -149,7 +215,7 @@ def _resume(setup: FitSetup, params, opt_state, history: History, resume: bool):
     if start > setup.end:
         raise ValueError(f"the checkpoint {path!r} is at epoch {start}, past the run's "
                          f"last epoch {setup.end - 1}; raise epochs or pass resume=False")
-    return params, opt_state, start
+    return params, opt_state, start, record
 
 
 class _Entry(NamedTuple):
@@ -210,20 +276,21 @@ def _run_chunk(setup: FitSetup, program, entry: _Entry, before: _Entry | None, c
         name: values[:count] for name, values in metrics.items()}
 
 
-def _train_chunks(setup: FitSetup, entry: _Entry, history: History, log_fn,
-                  progress) -> _Outcome:
+def _train_chunks(run: _Run, entry: _Entry, history: History,
+                  record: RunCheckpoint | None) -> _Outcome:
     """Run epochs ``entry.epoch`` to ``setup.end - 1`` chunk by chunk: after each, print
-    its log lines, validate, watch for early stopping, save the checkpoint and move the
-    progress bar. An interrupt saves the last finished chunk, then goes on."""
-    s = setup
-    program = chunk_program(s.components, s.batch_size)
+    its log lines, validate, watch for early stopping, save the checkpoint (``record``)
+    and move the progress bar. An interrupt saves the last finished chunk, then goes
+    on."""
+    s, log_fn = run.setup, run.log_fn
     run_start = entry.epoch
-    bar = progress_bar(progress, s.end - s.first, initial=run_start - s.first)
-    write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
     # ``entry`` is replaced in one assignment, so an interrupt always sees a state and
     # the epoch it enters together.
-    before, best, waited, stopped = None, None, 0, False
+    before, best, waited, stopped, bar = None, None, 0, False, None
     try:
+        program = chunk_program(s.components, s.batch_size)
+        bar = progress_bar(run.progress, s.end - s.first, initial=run_start - s.first)
+        write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
         while entry.epoch < s.end:
             start = entry.epoch
             stop = _next_stop(start, s.end, s.every, s.checkpoint_every)
@@ -241,20 +308,22 @@ def _train_chunks(setup: FitSetup, entry: _Entry, history: History, log_fn,
                     best, waited = (metrics["loss"], stop, params, opt_state), 0
                 else:
                     waited += 1
-            if s.checkpoint_path is not None and (entry.epoch == s.end or (
+            if record is not None and (entry.epoch == s.end or (
                     s.checkpoint_every and entry.epoch % s.checkpoint_every == 0)):
-                save_run(s.checkpoint_path, params, opt_state, entry.epoch, s.key, history)
+                record.save(params, opt_state, entry.epoch, history)
             if bar is not None:
                 bar.update(entry.epoch - s.first - bar.n)
             if s.patience is not None and waited >= s.patience and entry.epoch < s.end:
                 stopped = True
                 break
-    except KeyboardInterrupt:
-        if s.checkpoint_path is not None:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or a StopSignal (purenn.signals)
+        if record is not None:
             history.truncate(entry.epoch - s.first)
             history.keep_validation(lambda epoch: epoch < entry.epoch)
-            save_run(s.checkpoint_path, entry.params, entry.opt_state, entry.epoch, s.key,
-                     history)
+            record.save(entry.params, entry.opt_state, entry.epoch, history)
+            if isinstance(interrupt, StopSignal):
+                _stopped(interrupt, run, f"at epoch {entry.epoch}; saved the run to "
+                                         f"{record.path}")
         raise
     finally:
         if bar is not None:
