@@ -207,14 +207,10 @@ class _Data:
         self._cache = {}
 
     def get(self, config: Config, seed: int):
-        key = (seed, config.data, config.samples, config.classes, config.binary,
-               config.validation_samples)
+        key = (seed, *config.data_fields())
         if key not in self._cache:
             k_train, k_val, _, _ = experiments.seed_keys(seed)
-            X, y = config.make_data(k_train, config.samples)
-            validation = (config.make_data(k_val, config.validation_samples)
-                          if config.validation_samples else None)
-            self._cache[key] = X, y, validation
+            self._cache[key] = config.make_datasets(k_train, k_val)
         return self._cache[key]
 
 
@@ -331,8 +327,7 @@ def _structure(config: Config, padding):
     parts included), the loss, the data's shapes, the epochs and the batch size."""
     model, loss, optimizer = _run_components(config, padding)
     numeric = all(_is_number(leaf) for leaf in jax.tree.leaves((model, optimizer)))
-    return (jax.tree.structure((model, optimizer)), loss, numeric, config.data,
-            config.samples, config.classes, config.binary, config.validation_samples,
+    return (jax.tree.structure((model, optimizer)), loss, numeric, *config.data_fields(),
             config.epochs, config.batch_size)
 
 
