@@ -138,8 +138,13 @@ def _load_csv(path, target, classes) -> Dataset:
         raise ValueError(f"{path!r} has no column {target!r} to take the labels from (its "
                          f"columns: {', '.join(header)})")
     features = [i for i in range(len(header)) if i != column]
-    X = np.array([[_number(path, row[i], n, header[i]) for i in features]
-                  for n, row in enumerate(rows, start=1)], dtype=np.float64)
+    try:  # NumPy parses the numbers; a problem is then located cell by cell
+        X = np.array([[row[i] for i in features] for row in rows], dtype=np.float64)
+    except ValueError:
+        X = None
+    if X is None or not np.all(np.isfinite(X)):
+        X = np.array([[_number(path, row[i], n, header[i]) for i in features]
+                      for n, row in enumerate(rows, start=1)], dtype=np.float64)
     labels = [row[column] for row in rows]
     for number, label in enumerate(labels, start=1):
         if not label or label.lower() == "nan":

@@ -235,7 +235,9 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     """Train every cell of ``grid`` once per seed, starting from ``config``.
 
     Args:
-      config: the base run (an ``experiments.Config``, as ``purenn train`` builds one).
+      config: the base run (an ``experiments.Config``, as ``purenn train`` builds one),
+        on built-in data or a file (``Config(data="wine.csv", validation_split=0.2)``:
+        every cell of a seed trains on the same split).
       grid: hyperparameter name -> the values it takes; names from ``SWEEPABLE``
         (``Config`` fields such as ``weight_l2`` and ``dropout``, and the arguments of
         ``config.optimizer`` such as ``learning_rate``). ``{}`` trains ``config`` alone.

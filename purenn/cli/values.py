@@ -132,8 +132,8 @@ def data_source(text):
     if text in DATA + REGRESSION_DATA or is_data_file(text):
         return text
     raise argparse.ArgumentTypeError(
-        f"expected {', '.join(DATA + REGRESSION_DATA)}, or a .csv or .npz file; got "
-        f"{text!r}")
+        f"invalid choice: {text!r} (choose from {', '.join(DATA + REGRESSION_DATA)}, or "
+        f"give a .csv or .npz file)")
 
 
 def seed_int(text):
