@@ -1,4 +1,5 @@
-"""The book's toy data sets, drawn from explicit ``jax.random`` keys.
+"""The book's toy data sets, drawn from explicit ``jax.random`` keys; and your own data
+files (``load``, ``split``, ``standardize``, ``Dataset``: ``purenn.datafiles``).
 
 Each returns ``(X, y)``: ``X`` of the default float dtype (float32, or float64 under
 ``jax_enable_x64``), ``y`` int32 class labels (or float targets for ``sine``).
@@ -21,6 +22,9 @@ import numpy as np
 from jax import lax
 
 from purenn._checks import check_key, check_positive_int
+from purenn.datafiles import Dataset, load, split, standardize
+
+__all__ = ["Dataset", "load", "sine", "spiral", "split", "standardize", "vertical"]
 
 
 def _float():

@@ -87,9 +87,7 @@ def _seed_keys(seed):
 
 def _inputs(config: Config, seed: int, model):
     k_train, k_val, k_init, k_fit = seed_keys(seed)
-    X, y = config.make_data(k_train, config.samples)
-    validation = (config.make_data(k_val, config.validation_samples)
-                  if config.validation_samples else None)
+    X, y, validation = config.make_datasets(k_train, k_val)
     return X, y, validation, model.init(k_init), k_fit
 
 
@@ -183,19 +181,17 @@ def estimate_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> Me
                    for leaf in jax.tree.leaves(tree))
 
     count = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
-    data = jax.eval_shape(lambda: config.make_data(jax.random.key(0), 1))
-    per_sample = size(data)  # X and y of one sample per class
+    X, y, validation = config.data_shapes()
     dtype = np.dtype(jax.tree.leaves(params)[0].dtype)
-    samples = config.samples + config.validation_samples
-    batch = max(config.batch_size or config.samples * config.classes,
-                config.validation_samples * config.classes)
+    batch = max(config.batch_size or X.shape[0],
+                0 if validation is None else validation[0].shape[0])
     outputs = sum(config.hidden) * (2 if config.dropout else 1) + sum(config.hidden)
     outputs += 1 if config.binary else config.classes
     together = seeds if vmap else 1
     return MemoryEstimate(
         parameters=count,
         state=(seeds + together) * size(params) + seeds * size(opt_state),
-        data=seeds * samples * per_sample,
+        data=seeds * size((X, y, validation)),
         activations=together * 2 * batch * outputs * dtype.itemsize,
         dtype=str(dtype))
 

@@ -22,6 +22,7 @@ from purenn.experiments import OPTIMIZERS, Config
 
 __all__ = [
     "CONFIG_FIELDS",
+    "FILE_SIZED",
     "INTEGER_FIELDS",
     "MAX_CELLS",
     "OPTIMIZER_ARGS",
@@ -37,6 +38,7 @@ __all__ = [
 CONFIG_FIELDS = ("samples", "classes", "validation_samples", "weight_l1", "weight_l2",
                  "bias_l1", "bias_l2", "dropout", "epochs", "batch_size")
 INTEGER_FIELDS = ("samples", "classes", "validation_samples", "epochs", "batch_size")
+FILE_SIZED = ("samples", "classes", "validation_samples")  # a data file sets these
 OPTIMIZER_ARGS = ("learning_rate", "decay", "momentum", "epsilon", "rho", "beta_1",
                   "beta_2")
 SWEEPABLE = CONFIG_FIELDS + OPTIMIZER_ARGS
@@ -110,6 +112,9 @@ def check_grid(config: Config, grid: Mapping[str, Sequence[float]], *,
         if name in OPTIMIZER_ARGS and name not in OPTIMIZERS[config.optimizer]:
             raise ValueError(f"grid: {name!r} is not an argument of {config.optimizer} "
                              f"(it takes {', '.join(OPTIMIZERS[config.optimizer])})")
+        if config.is_file and name in FILE_SIZED:
+            raise ValueError(f"grid: {name!r} sizes the built-in data sets; "
+                             f"{config.data!r} gives its own samples and classes")
         if isinstance(values, np.ndarray) and values.ndim == 1:
             values = values.tolist()
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):

@@ -207,14 +207,10 @@ class _Data:
         self._cache = {}
 
     def get(self, config: Config, seed: int):
-        key = (seed, config.data, config.samples, config.classes, config.binary,
-               config.validation_samples)
+        key = (seed, *config.data_fields())
         if key not in self._cache:
             k_train, k_val, _, _ = experiments.seed_keys(seed)
-            X, y = config.make_data(k_train, config.samples)
-            validation = (config.make_data(k_val, config.validation_samples)
-                          if config.validation_samples else None)
-            self._cache[key] = X, y, validation
+            self._cache[key] = config.make_datasets(k_train, k_val)
         return self._cache[key]
 
 
@@ -239,7 +235,9 @@ def run_grid(config: Config, grid: Mapping[str, Sequence[float]], seeds: Sequenc
     """Train every cell of ``grid`` once per seed, starting from ``config``.
 
     Args:
-      config: the base run (an ``experiments.Config``, as ``purenn train`` builds one).
+      config: the base run (an ``experiments.Config``, as ``purenn train`` builds one),
+        on built-in data or a file (``Config(data="wine.csv", validation_split=0.2)``:
+        every cell of a seed trains on the same split).
       grid: hyperparameter name -> the values it takes; names from ``SWEEPABLE``
         (``Config`` fields such as ``weight_l2`` and ``dropout``, and the arguments of
         ``config.optimizer`` such as ``learning_rate``). ``{}`` trains ``config`` alone.
@@ -331,8 +329,7 @@ def _structure(config: Config, padding):
     parts included), the loss, the data's shapes, the epochs and the batch size."""
     model, loss, optimizer = _run_components(config, padding)
     numeric = all(_is_number(leaf) for leaf in jax.tree.leaves((model, optimizer)))
-    return (jax.tree.structure((model, optimizer)), loss, numeric, config.data,
-            config.samples, config.classes, config.binary, config.validation_samples,
+    return (jax.tree.structure((model, optimizer)), loss, numeric, *config.data_fields(),
             config.epochs, config.batch_size)
 
 

@@ -22,13 +22,11 @@ def _size(tree) -> int:
 
 
 def _run_inputs(config: Config, model):
-    """What ``experiments.run`` trains on for a seed: ``(X, y, validation, params,
-    k_fit)``; called inside ``jax.eval_shape`` for the shapes only."""
-    k_train, k_val, k_init, k_fit = experiments.seed_keys(0)
-    X, y = config.make_data(k_train, config.samples)
-    validation = (config.make_data(k_val, config.validation_samples)
-                  if config.validation_samples else None)
-    return X, y, validation, model.init(k_init), k_fit
+    """The shapes of what ``experiments.run`` trains on for a seed: ``(X, y, validation,
+    params, k_fit)``; nothing is drawn or allocated."""
+    _, _, k_init, k_fit = experiments.seed_keys(0)
+    params = jax.eval_shape(model.init, k_init)
+    return (*config.data_shapes(), params, jax.eval_shape(lambda: k_fit))
 
 
 def measure_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> int:
@@ -45,7 +43,7 @@ def measure_memory(config: Config, seeds: int = 1, *, vmap: bool = False) -> int
     model, loss, optimizer = experiments.components(config)
     program = train.chunk_program(train.Components(
         model, loss, optimizer, train.default_accuracy(loss), None), config.batch_size)
-    X, y, validation, params, key = jax.eval_shape(lambda: _run_inputs(config, model))
+    X, y, validation, params, key = _run_inputs(config, model)
     state = (params, jax.eval_shape(optimizer.init, params))
     count = jax.ShapeDtypeStruct((), jnp.int32)  # the chunk's first epoch and length
     stats = program.lower(*state, X, y, key, count, count).compile().memory_analysis()

@@ -18,7 +18,8 @@ from purenn import experiments, initializers
 from purenn.cli import values
 from purenn.cli.common import NO_CACHE_ENV
 from purenn.cli.values import MAX_EPOCHS
-from purenn.experiments import DATA, OPTIMIZERS, Config
+from purenn.configs import TASKS, is_data_file
+from purenn.experiments import DATA, OPTIMIZERS, REGRESSION_DATA, Config
 from purenn.grids import MAX_CELLS
 
 __all__ = [
@@ -139,17 +140,37 @@ OPTIONS: tuple[Option, ...] = (
            f"train a grid of up to N combinations (default {MAX_CELLS}: a larger grid is "
            f"refused)", type=values.positive_int, default=MAX_CELLS, metavar="N"),
     # what a run trains: data, model, optimizer (purenn book takes the book's)
-    Option(("--data",), _TRAIN_AND_SWEEP, "data", "the data set (default spiral)",
-           choices=DATA, default="spiral"),
-    Option(("--samples",), _TRAIN_AND_SWEEP, "data", "training samples per class (default 100)",
+    Option(("--data",), _TRAIN_AND_SWEEP, "data",
+           f"the data: {', '.join(DATA)}, {', '.join(REGRESSION_DATA)} (regression), or "
+           f"your own .csv file (a header row, one sample per row, the label in the last "
+           f"column or --target) or .npz file (X, y, optionally X_val, y_val) (default "
+           f"spiral)", type=values.data_source, default="spiral", metavar="NAME|FILE"),
+    Option(("--target",), _TRAIN_AND_SWEEP, "data",
+           "with a .csv file: the label column (default: the last column)", metavar="NAME"),
+    Option(("--task",), _TRAIN_AND_SWEEP, "data",
+           "with a data file: classification (the labels are classes: names or integers "
+           "0..K-1; the default) or regression (the labels are real targets: a linear "
+           "output and mean squared error)", choices=TASKS),
+    Option(("--validation-data",), _TRAIN_AND_SWEEP, "data",
+           "with a data file: a file of validation samples, with the same columns",
+           metavar="FILE"),
+    Option(("--validation-split",), _TRAIN_AND_SWEEP, "data",
+           "with a data file: hold out this fraction of its samples for validation, drawn "
+           "from the run's seed (same seed, same split)", type=values.open_fraction,
+           metavar="F"),
+    Option(("--standardize",), _TRAIN_AND_SWEEP, "data",
+           "scale each input feature by the training samples' mean and standard deviation "
+           "(the validation samples by the same)", switch=True),
+    Option(("--samples",), _TRAIN_AND_SWEEP, "data",
+           "training samples per class of the built-in data (default 100; sine: in all)",
            type=values.positive_int, default=100, metavar="N", sweepable=True),
     Option(("--classes",), _TRAIN_AND_SWEEP, "data",
-           "number of classes (default 3; 2 with --binary)",
+           "number of classes of the built-in data (default 3; 2 with --binary)",
            type=values.class_count, metavar="C", sweepable=True),
     Option(("--validation-samples",), _TRAIN_AND_SWEEP, "data",
-           "validation samples per class, drawn with another key (default 100; 0: no "
-           "validation)", type=values.nonnegative_int, default=100, metavar="N",
-           sweepable=True),
+           "validation samples per class of the built-in data, drawn with another key "
+           "(default 100; 0: no validation)", type=values.nonnegative_int, default=100,
+           metavar="N", sweepable=True),
     Option(("--hidden",), _TRAIN_AND_SWEEP, "model",
            "hidden layer sizes, one dense -> ReLU block each (default 64)",
            type=values.positive_int, nargs="+", default=[64], metavar="H"),
@@ -268,17 +289,65 @@ def config_from_args(args, parser) -> Config:
             users = [o for o, names in OPTIMIZERS.items() if name in names]
             parser.error(f"--{name.replace('_', '-')} does not apply to --optimizer "
                          f"{args.optimizer} (it is an option of {', '.join(users)})")
+    if is_data_file(args.data):
+        _check_file_options(args, parser)
+        classes = None
+    else:
+        classes = _built_in_classes(args, parser)
+    try:
+        config = Config(
+            data=args.data, samples=args.samples, **({} if classes is None else
+                                                      {"classes": classes}),
+            validation_samples=args.validation_samples, hidden=tuple(args.hidden),
+            weight_l1=args.weight_l1, weight_l2=args.weight_l2, bias_l1=args.bias_l1,
+            bias_l2=args.bias_l2, dropout=args.dropout, binary=args.binary,
+            optimizer=args.optimizer, optimizer_args=tuple(given),
+            epochs=args.epochs or DEFAULT_EPOCHS, init=args.init, target=args.target,
+            validation_data=args.validation_data,
+            validation_split=args.validation_split or 0.0, standardize=args.standardize,
+            task=args.task)
+    except (ValueError, OSError) as err:  # OSError: the data file
+        parser.error(str(err))
+    if args.batch_size is not None and args.batch_size > config.n_samples:
+        count = ("" if config.is_file or config.regression
+                 else f" ({args.samples} x {classes})")
+        parser.error(f"--batch-size {args.batch_size} is more than the {config.n_samples} "
+                     f"training samples{count}; leave it out for full batch")
+    return dataclasses.replace(config, batch_size=args.batch_size)
+
+
+def _built_in_classes(args, parser) -> int:
+    """The classes of a built-in data set (1 for regression data); a data file's options
+    are ``parser.error``."""
+    given = [flag for flag, value in (("--target", args.target),
+                                      ("--validation-data", args.validation_data),
+                                      ("--validation-split", args.validation_split))
+             if value is not None]
+    if given:
+        parser.error(f"{', '.join(given)}: for a data file only (--data FILE.csv or "
+                     f"FILE.npz); {args.data} is built in (its validation set: "
+                     f"--validation-samples)")
+    if args.data in REGRESSION_DATA:
+        if args.classes is not None or args.binary:
+            parser.error(f"{args.data} is regression data, one real target per sample: "
+                         f"leave out --classes and --binary")
+        return 1
     classes = args.classes if args.classes is not None else (2 if args.binary else 3)
     if args.binary and classes != 2:
         parser.error(f"--binary separates 2 classes; got --classes {classes}")
-    if args.batch_size is not None and args.batch_size > args.samples * classes:
-        parser.error(f"--batch-size {args.batch_size} is more than the "
-                     f"{args.samples * classes} training samples ({args.samples} x "
-                     f"{classes}); leave it out for full batch")
-    return Config(data=args.data, samples=args.samples, classes=classes,
-                  validation_samples=args.validation_samples, hidden=tuple(args.hidden),
-                  weight_l1=args.weight_l1, weight_l2=args.weight_l2,
-                  bias_l1=args.bias_l1, bias_l2=args.bias_l2, dropout=args.dropout,
-                  binary=args.binary, optimizer=args.optimizer,
-                  optimizer_args=tuple(given), epochs=args.epochs or DEFAULT_EPOCHS,
-                  batch_size=args.batch_size, init=args.init)
+    return classes
+
+
+def _check_file_options(args, parser) -> None:
+    """A data file gives the samples and classes: the built-in data's options are
+    ``parser.error``; so is more than one source of validation samples."""
+    defaults = {option.dest: option.default for option in OPTIONS}
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("samples", "classes", "validation_samples")
+             if getattr(args, name) != defaults[name]]
+    if given:
+        parser.error(f"{', '.join(given)}: for the built-in data only; {args.data} gives "
+                     f"its own samples and classes (--validation-data or --validation-split for a "
+                     f"validation set)")
+    if args.validation_data is not None and args.validation_split is not None:
+        parser.error("give --validation-data or --validation-split, not both")

@@ -42,9 +42,10 @@ def add_parsers(commands) -> None:
     book.set_defaults(parser=book, handler=book_main)
     add_options(book, "book")
     train = commands.add_parser(
-        "train", help="train a network of your choice on spiral or vertical data",
+        "train", help="train a network of your choice on the book's data or your own file",
         description="Train dense -> ReLU [-> dropout] blocks and a softmax (or, with "
-                    "--binary, sigmoid) output on the book's toy data, full batch by "
+                    "--binary, sigmoid; for regression, linear) output on the book's toy "
+                    "data or on your own .csv or .npz file (--data FILE), full batch by "
                     "default. Without options: spiral 100x3, 64 hidden units, Adam with "
                     "the book's defaults, 10001 epochs.")
     train.set_defaults(parser=train, handler=train_main)
@@ -237,6 +238,11 @@ def _check_run(config: Config, args, parser, hint: str):
     if args.seed + args.seeds > 2**31:
         parser.error(f"--seed {args.seed} --seeds {args.seeds}: the last seed, "
                      f"{args.seed + args.seeds - 1}, must be below 2**31")
+    if plot is not None and config.n_features != (1 if config.regression else 2):
+        drawn = ("the curve of a model of one input" if config.regression
+                 else "the decision regions of a model of two inputs")
+        parser.error(f"--plot draws {drawn}; {config.data} has {config.n_features} "
+                     f"features")
     if plot is not None:
         from purenn import plotting
 

@@ -12,16 +12,19 @@ import jax
 import numpy as np
 
 from purenn import sweep
+from purenn.configs import DATA, REGRESSION_DATA, is_data_file
 
 __all__ = [
     "MAX_EPOCHS",
     "class_count",
+    "data_source",
     "epochs_int",
     "experiment_name",
     "fraction",
     "listed",
     "nonnegative_float",
     "nonnegative_int",
+    "open_fraction",
     "positive_float",
     "positive_int",
     "seed_int",
@@ -114,6 +117,23 @@ def fraction(text):
     if dtype.type(value) >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1); {text} is 1 in {dtype}")
     return value
+
+
+def open_fraction(text):
+    """``--validation-split``: a fraction strictly between 0 and 1."""
+    value = _finite(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value:g}")
+    return value
+
+
+def data_source(text):
+    """``--data``: a built-in data set's name, or a ``.csv`` or ``.npz`` file's path."""
+    if text in DATA + REGRESSION_DATA or is_data_file(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(DATA + REGRESSION_DATA)}, or "
+        f"give a .csv or .npz file)")
 
 
 def seed_int(text):
