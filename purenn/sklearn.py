@@ -51,12 +51,12 @@ import purenn as pn
 from purenn.configs import OPTIMIZERS
 from purenn.experiments import seed_keys
 
-__all__ = ["OPTIMIZER_ARGUMENTS", "Classifier", "Regressor"]
+__all__ = ["Classifier", "Regressor"]
 
 # The optimizers' hyperparameters, as constructor arguments; purenn.configs.OPTIMIZERS
 # says which optimizer takes which.
-OPTIMIZER_ARGUMENTS = ("learning_rate", "decay", "momentum", "epsilon", "rho", "beta_1",
-                       "beta_2")
+_OPTIMIZER_ARGUMENTS = ("learning_rate", "decay", "momentum", "epsilon", "rho", "beta_1",
+                        "beta_2")
 _STRENGTHS = ("weight_l1", "weight_l2", "bias_l1", "bias_l2")
 
 
@@ -139,7 +139,7 @@ class _Network(BaseEstimator):
                              f"{self.optimizer!r}")
         takes = OPTIMIZERS[self.optimizer]
         arguments = {}
-        for name in OPTIMIZER_ARGUMENTS:
+        for name in _OPTIMIZER_ARGUMENTS:
             value = getattr(self, name)
             if value is None:
                 continue

@@ -4,7 +4,9 @@ with ``StandardScaler``, and a grid over hyperparameter values compiles one trai
 program.
 
 The checks train tiny networks for few epochs: most of their time is compiling, one
-training program per data shape the checks use."""
+training program per data shape the checks use. scikit-learn skips some of its checks
+itself: those of pandas inputs when pandas is not installed (they pass with it), and
+those of array API inputs unless SCIPY_ARRAY_API=1 (the estimators take NumPy arrays)."""
 
 import contextlib
 import io
@@ -55,6 +57,9 @@ EXPECTED_FAILURES = {"check_methods_subset_invariance": FLOAT32_ROUNDING,
                      "check_methods_sample_order_invariance": FLOAT32_ROUNDING}
 
 
+# ~50 s of CPU, nearly all compiling: ~30 data shapes x 2 estimators, one training
+# program and one init each.
+@pytest.mark.slow
 @parametrize_with_checks([Classifier(**SMALL), Regressor(**SMALL)],
                          expected_failed_checks=lambda estimator: EXPECTED_FAILURES,
                          xfail_strict=False)
@@ -212,6 +217,12 @@ def test_bad_hyperparameters_are_refused_at_fit_naming_the_argument(iris, argume
     X, y = iris
     with pytest.raises(ValueError, match=message):
         Classifier(**arguments).fit(X, y)
+
+
+def test_a_hyperparameter_that_is_not_a_number_is_refused(iris):
+    X, y = iris
+    with pytest.raises(TypeError, match="learning_rate must be a number; got '0.1'"):
+        Classifier(learning_rate="0.1").fit(X, y)
 
 
 def test_a_single_class_is_refused(iris):
