@@ -3,13 +3,15 @@ installed, Flax + Optax and PyTorch, measured side by side through purenn's publ
 
     python -m benchmarks --out docs/benchmarks.md --plot docs/benchmarks.png   # everything
     python -m benchmarks --quick               # one tiny size, 1 repetition: a smoke test
-    python -m benchmarks --only job            # one section: job, epochs or compiles
+    python -m benchmarks --only job            # one section: epochs, compiles, job, sklearn
     python -m benchmarks --device gpu          # a large MLP's train step in TFLOP/s
 
 Sections: *epochs* (time per epoch of every contender at two sizes, and the XLA ops of
 one training step), *compiles* (a first fit in a fresh process against the plain-JAX
 script, and the compiles of further fits), *job* (the whole ``purenn book
-regularization`` process against the book's NumPy code, empty and warm cache).
+regularization`` process against the book's NumPy code, empty and warm cache),
+*sklearn* (a ``GridSearchCV`` on digits, ``purenn.sklearn.Classifier`` against
+scikit-learn's ``MLPClassifier``; noted as not measured without scikit-learn).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import argparse
 import sys
 import time
 
-SECTIONS = ("epochs", "compiles", "job")
+SECTIONS = ("epochs", "compiles", "job", "sklearn")
 # The sizes of each mode: epochs section (samples × hidden, epochs per run, seconds of an
-# eager run), first fit (samples per class, hidden, epochs, further fits), job epochs.
+# eager run), first fit (samples per class, hidden, epochs, further fits), job epochs,
+# the grid search's (epochs, digits used: None for all).
 FULL = dict(sizes=((300, 64), (3000, 512)), epochs=4001, eager_seconds=1.0,
-            first_fit=(100, 64, 1001, 15), job_epochs=None)
+            first_fit=(100, 64, 1001, 15), job_epochs=None, search=(50, None))
 QUICK = dict(sizes=((30, 8),), epochs=201, eager_seconds=0.05,
-             first_fit=(10, 8, 101, 2), job_epochs=101)
+             first_fit=(10, 8, 101, 2), job_epochs=101, search=(3, 300))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run_sections(args, mode: dict, log) -> dict:
     """The measurements of every chosen section, keyed as ``report.markdown`` reads them."""
-    from benchmarks import compiles, contenders, job
+    from benchmarks import compiles, contenders, job, sklearn_search
 
     wanted = [args.only] if args.only else list(SECTIONS)
     results: dict = {}
@@ -69,6 +72,11 @@ def run_sections(args, mode: dict, log) -> dict:
         log(f"== the whole job: python -m purenn book {job.EXPERIMENT} --quiet vs NumPy")
         results["job"] = job.measure(args.reps, epochs=mode["job_epochs"], log=log)
         log(f"  ÷ NumPy: {results['job']['ratios']}")
+    if "sklearn" in wanted:
+        epochs, samples = mode["search"]
+        log(f"== GridSearchCV on digits, {epochs} epochs: purenn against scikit-learn's MLP")
+        results["sklearn"] = sklearn_search.measure(args.reps, epochs=epochs,
+                                                    samples=samples, log=log)
     return results
 
 
