@@ -222,3 +222,24 @@ def _text(path):
         return path.read_text()
     except FileNotFoundError:
         return None
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_the_sweep_as_ctrl_c_does(tmp_path, monkeypatch, signum, code):
+    # The signal arrives while the runs train (here: as the first one starts): the sweep
+    # says so in one line, gives the signal's exit status and leaves no lock behind.
+    def stopped_grid(*args, **kwargs):
+        signal.raise_signal(signum)
+        raise AssertionError("the signal did not stop the sweep")
+
+    monkeypatch.setattr(sweep, "run_grid", stopped_grid)
+    previous = signal.getsignal(signum)
+    out = tmp_path / "out"
+    code_, _, err = call([*SEEDS, "2", "--out", out, "--quiet"])
+    assert code_ == code, err
+    name = signal.Signals(signum).name
+    assert err == (f"purenn sweep: stopped by {name} after 0 of 2 runs; {out / 'runs.csv'} keeps "
+                   f"them: run the same command with --resume to train the rest\n")
+    assert not (out / LOCK).exists()
+    assert signal.getsignal(signum) == previous  # the sweep's handlers are gone

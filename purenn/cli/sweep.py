@@ -21,7 +21,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from purenn import experiments, files, grids, sweep
+from purenn import experiments, files, grids, signals, sweep
 from purenn.cli import common
 from purenn.cli.lock import LOCK, FolderLock, LockHeld
 from purenn.cli.options import (
@@ -215,19 +215,25 @@ def sweep_main(args, parser, command=None) -> int:
     plan = _plan(args, parser, note)
     out = _prepare_out(parser, args.out)
     lock_path = os.path.join(out, LOCK)
-    try:
-        lock = _take_lock(parser, out, args, ["sweep"] if command is None else command)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted while waiting for {lock_path}; nothing trained",
-              file=sys.stderr)
-        return 130
-    except OSError as err:
-        return common.print_error(parser.prog,
-                                  f"cannot create {lock_path!r}: {err.strerror or err}")
-    try:
-        return _sweep(args, parser, plan, out, note)
-    finally:
-        lock.release()
+    with signals.stop_signals():  # SIGTERM and SIGHUP stop the sweep as Ctrl-C does
+        try:
+            lock = _take_lock(parser, out, args, ["sweep"] if command is None else command)
+        except KeyboardInterrupt as interrupt:
+            print(f"{parser.prog}: {_stopped(interrupt)} while waiting for {lock_path}; "
+                  f"nothing trained", file=sys.stderr)
+            return signals.exit_code(interrupt)
+        except OSError as err:
+            return common.print_error(parser.prog,
+                                      f"cannot create {lock_path!r}: {err.strerror or err}")
+        try:
+            return _sweep(args, parser, plan, out, note)
+        finally:
+            lock.release()
+
+
+def _stopped(interrupt: KeyboardInterrupt) -> str:
+    """``interrupted``, or ``stopped by SIGTERM`` for a stop signal."""
+    return str(interrupt) if isinstance(interrupt, signals.StopSignal) else "interrupted"
 
 
 _WAIT_SECONDS = 0.5  # how often a --resume waiting for another sweep looks again
@@ -304,19 +310,20 @@ def _sweep(args, parser, plan: _Plan, out, note) -> int:
                 plan.base, plan.grid, plan.seeds, on_result=runs.write,
                 skip=lambda values, seed: row_key(plan.names, values, seed) in kept,
                 progress=False if args.quiet else None, max_cells=args.max_cells)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted after {runs.finished} of {todo} runs; "
+    except KeyboardInterrupt as interrupt:
+        print(f"{parser.prog}: {_stopped(interrupt)} after {runs.finished} of {todo} runs; "
               f"{runs_path} keeps them: run the same command with --resume to train the "
               f"rest", file=sys.stderr)
-        return 130
+        return signals.exit_code(interrupt)
     except OSError as err:
         return common.print_error(parser.prog,
                                   f"cannot write {runs_path!r}: {err.strerror or err}")
     try:
         return _finish(out, runs_path, plan, results, kept, note)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; {runs_path} holds every run", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"{parser.prog}: {_stopped(interrupt)}; {runs_path} holds every run",
+              file=sys.stderr)
+        return signals.exit_code(interrupt)
 
 
 # --- the summary ---------------------------------------------------------------------------
