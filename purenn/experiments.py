@@ -105,13 +105,15 @@ class Run(NamedTuple):
 
 
 def run(config: Config, seed: int, *, log_every: int | None = 100,
+        validation_every: int | None = None,
         log_fn: Callable[[str], Any] | None = print, progress: bool | None = None,
         checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, resume_with_changes: bool = False,
         settings: dict[str, str] | None = None) -> Run:
     """Train one seed with ``pn.fit``, printing the book's lines through ``log_fn``:
     every ``log_every`` epochs, the last epoch's line (if not printed already), then the
-    validation line.
+    validation line. ``validation_every``: passed to ``pn.fit`` when the config has
+    validation data (None: fit's default).
 
     ``checkpoint_path``, ``checkpoint_every``: passed to ``pn.fit``, which saves the run
     there as it goes, at the end and when interrupted. ``resume=True`` continues from that
@@ -122,6 +124,8 @@ def run(config: Config, seed: int, *, log_every: int | None = 100,
     checkpoint = {} if checkpoint_path is None else dict(
         checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
         resume_with_changes=resume_with_changes, settings=settings)
+    if validation is not None:
+        checkpoint["validation_every"] = validation_every
     params, opt_state, history = pn.fit(
         model, loss, optimizer, params, X, y, key=k_fit, epochs=config.epochs,
         batch_size=config.batch_size, validation_data=validation, log_every=log_every,

@@ -76,7 +76,7 @@ class _Network(BaseEstimator):
                  bias_l1=0.0, bias_l2=0.0, init="book", optimizer="adam",
                  learning_rate=None, decay=None, momentum=None, epsilon=None, rho=None,
                  beta_1=None, beta_2=None, epochs=200, batch_size=200, patience=None,
-                 validation_fraction=0.1, random_state=None):
+                 validation_every=100, validation_fraction=0.1, random_state=None):
         self.hidden = hidden
         self.dropout = dropout
         self.weight_l1 = weight_l1
@@ -95,6 +95,7 @@ class _Network(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
+        self.validation_every = validation_every
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
@@ -188,7 +189,9 @@ class _Network(BaseEstimator):
         params, _, history = pn.fit(
             model, self._loss(), optimizer, model.init(k_init), X, targets, key=k_fit,
             epochs=self.epochs, batch_size=batch_size, validation_data=validation,
-            patience=self.patience, log_every=None, log_fn=None, progress=False)
+            patience=self.patience,
+            validation_every=None if validation is None else self.validation_every,
+            log_every=None, log_fn=None, progress=False)
         self.params_ = jax.device_get(params)  # NumPy: pickles, and needs no device
         self.history_ = history
         self.n_outputs_ = outputs
@@ -223,8 +226,10 @@ class Classifier(ClassifierMixin, _Network):
       batch_size: samples per step (at most the training set: more is clipped to it, as
         scikit-learn's MLP does); None: full batch, as the book trains.
       patience: early stopping: hold out ``validation_fraction`` of the samples, evaluate
-        them every 100 epochs, stop after ``patience`` evaluations without a lower
-        validation loss and keep the best params. None: train every epoch on every sample.
+        them every ``validation_every`` epochs, stop after ``patience`` evaluations
+        without a lower validation loss and keep the best params. None: train every epoch
+        on every sample.
+      validation_every: epochs between those evaluations (default 100).
       validation_fraction: the share held out when ``patience`` is set.
       random_state: an int seed (the keys of ``purenn train --seed``), a
         ``numpy.random.RandomState``, or None (a fresh seed from NumPy's global

@@ -156,3 +156,13 @@ def test_resume_refuses_a_file_it_cannot_continue(case, message, capsys, tmp_pat
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1, err
     assert re.match(r"purenn train: error: " + message, err), err
+
+
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]], ids=["logging", "quiet"])
+def test_validation_every_keeps_its_own_clock(capsys, tmp_path, quiet):
+    path = tmp_path / "run.safetensors"
+    code, lines, err = run(capsys, "train", "--hidden", "16", "--epochs", 41, "--log-every",
+                           0, "--validation-every", 20, "--save", path, *quiet)
+    assert code == 0, err
+    assert len(lines) == 2  # the last epoch's line and the validation line, as ever
+    assert tensors(path)["history/val_epoch"].tolist() == [0, 20, 40]

@@ -224,6 +224,10 @@ OPTIONS: tuple[Option, ...] = (
            "print the book's log line every K epochs (default 100; 0: only the last "
            "epoch's). The last epoch's line and the validation line are always printed",
            type=values.nonnegative_int, default=100, metavar="K"),
+    Option(("--validation-every",), _RUN, "output",
+           "evaluate the validation set every K epochs, on its own clock (default: "
+           "--log-every's K, 100 when it is 0); --quiet changes nothing here",
+           type=values.positive_int, default=None, metavar="K"),
     Option(("--quiet", "-q"), _ALL, "output",
            "no progress bar, no periodic log lines and no notes: only the final results "
            "(the last epoch's line, the validation line, or the summary over seeds). The "

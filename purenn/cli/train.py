@@ -330,6 +330,7 @@ def _train_one_seed(config: Config, args, parser, checkpoint) -> experiments.Run
     try:
         return experiments.run(
             config, args.seed, log_every=None if args.quiet else (args.log_every or None),
+            validation_every=args.validation_every or args.log_every or None,
             log_fn=common.print_line, progress=False if args.quiet else None, **kept)
     except ValueError as err:  # pn.fit refusing the checkpoint it resumes from
         if not args.resume:

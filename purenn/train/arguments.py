@@ -90,6 +90,20 @@ def _check_resume(resume, resume_with_changes):
                          "resume=True")
 
 
+def _check_validation_every(validation_every, validation_data, default: int):
+    """The validation interval: ``validation_every``, else ``default`` (the log interval);
+    None without validation data."""
+    if validation_every is None:
+        return None if validation_data is None else default
+    if (isinstance(validation_every, bool) or not isinstance(validation_every, numbers.Integral)
+            or validation_every < 1):
+        raise ValueError(f"validation_every must be a positive integer (epochs between "
+                         f"validations); got {validation_every!r}")
+    if validation_data is None:
+        raise ValueError("validation_every needs validation_data: what to validate on")
+    return int(validation_every)
+
+
 def _check_validation_data(model, loss, params, validation_data):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise TypeError("validation_data must be a pair (X_val, y_val)")
@@ -107,7 +121,8 @@ class FitSetup(NamedTuple):
     y: jax.Array
     batch_size: int | None
     log_every: int | None
-    every: int  # log and validation interval: log_every, or CHUNK when not logging
+    every: int  # log interval: log_every, or CHUNK when not logging
+    validation_every: int | None  # epochs between validations; None without validation
     checkpoint_every: int | None
     checkpoint_path: str | None
     patience: int | None
@@ -119,8 +134,8 @@ class FitSetup(NamedTuple):
 
 
 def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, batch_size,
-              validation_data, patience, initial_epoch, log_every, accuracy,
-              checkpoint_path, checkpoint_every, resume, resume_with_changes, settings,
+              validation_data, validation_every, patience, initial_epoch, log_every,
+              accuracy, checkpoint_path, checkpoint_every, resume, resume_with_changes, settings,
               mesh, data_axis, chunk: int) -> tuple[FitSetup, Any, Any]:
     """Check ``fit``'s arguments, in the order its errors name them, and return the
     setup with ``(params, opt_state)``: the initial state (``optimizer.init(params)``
@@ -143,6 +158,8 @@ def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, b
     _check_resume(resume, resume_with_changes)
     settings = _check_settings(settings, checkpoint_path)
     patience = _check_patience(patience, validation_data)
+    validation_every = _check_validation_every(validation_every, validation_data,
+                                               log_every or chunk)
     if validation_data is not None:
         validation_data = _check_validation_data(model, loss, params, validation_data)
     placed = placement(mesh, data_axis)
@@ -158,6 +175,6 @@ def setup_fit(model, loss, optimizer, params, X, y, opt_state, *, key, epochs, b
     if checkpoint_path is not None:
         settings = run_settings(components, batch_size, X, y, settings)
     setup = FitSetup(components, key, first, first + epochs, X, y, batch_size, log_every,
-                     log_every or chunk, checkpoint_every, checkpoint_path, patience,
-                     validation_data, evaluator, names, placed, settings)
+                     log_every or chunk, validation_every, checkpoint_every, checkpoint_path,
+                     patience, validation_data, evaluator, names, placed, settings)
     return setup, params, opt_state

@@ -58,8 +58,8 @@ class DivergenceError(FloatingPointError):
 
 def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array,
         epochs: int, batch_size: int | None = None, opt_state=None,
-        validation_data: tuple | None = None, patience: int | None = None,
-        initial_epoch: int = 0, log_every: int | None = 100,
+        validation_data: tuple | None = None, validation_every: int | None = None,
+        patience: int | None = None, initial_epoch: int = 0, log_every: int | None = 100,
         log_fn: Callable[[str], Any] | None = print, progress: bool | None = None,
         accuracy: Callable | None = None, checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int | None = None, resume: bool = True,
@@ -79,13 +79,17 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
       batch_size: ``None`` for full batch (the book's experiments); otherwise shuffled
         minibatches from the epoch's key, every sample once per epoch.
       opt_state: the optimizer state to continue from; ``optimizer.init(params)`` if None.
-      validation_data: ``(X_val, y_val)``, evaluated in inference mode after each log
-        epoch (every ``log_every`` epochs, 100 when not logging) and after the last one;
+      validation_data: ``(X_val, y_val)``, evaluated in inference mode every
+        ``validation_every`` epochs (epoch 0 included) and after the last one;
         ``history`` gets ``val_epoch``, ``val_loss``, ``val_accuracy`` and ``validation``
         (the final evaluation, printed as the book's validation line).
-      patience: early stopping: stop after this many validation evaluations without a
-        lower validation loss, and return the params and optimizer state of the best
-        one (``history["best_epoch"]``: the epoch after which they were taken). Needs
+      validation_every: epochs between validations, on their own clock: logging more
+        or less often changes nothing here. None (default): ``log_every``, or 100 when
+        not logging.
+      patience: early stopping: stop after this many validation evaluations (one every
+        ``validation_every`` epochs) without a lower validation loss, and return the
+        params and optimizer state of the best one (``history["best_epoch"]``: the epoch
+        after which they were taken). Needs
         ``validation_data``; None (default) trains every epoch, as the book does. A run
         resumed from its checkpoint counts afresh from the resume (the best params
         before it are not in the checkpoint).
@@ -135,7 +139,8 @@ def fit(model: Layer, loss: Callable, optimizer, params, X, y, *, key: jax.Array
     """
     setup, params, opt_state = setup_fit(
         model, loss, optimizer, params, X, y, opt_state, key=key, epochs=epochs,
-        batch_size=batch_size, validation_data=validation_data, patience=patience,
+        batch_size=batch_size, validation_data=validation_data,
+        validation_every=validation_every, patience=patience,
         initial_epoch=initial_epoch, log_every=log_every, accuracy=accuracy,
         checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every, resume=resume,
         resume_with_changes=resume_with_changes, settings=settings, mesh=mesh,
@@ -211,7 +216,8 @@ def _resume(run: _Run, params, opt_state, history: History):
         params, opt_state = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
                                          (params, opt_state))
     # A shorter earlier run validated after its last epoch too; this one does not.
-    history.keep_validation(lambda epoch: epoch % setup.every == 0)
+    if setup.validation_every is not None:
+        history.keep_validation(lambda epoch: epoch % setup.validation_every == 0)
     if start > setup.end:
         raise ValueError(f"the checkpoint {path!r} is at epoch {start}, past the run's "
                          f"last epoch {setup.end - 1}; raise epochs or pass resume=False")
@@ -235,12 +241,15 @@ class _Outcome(NamedTuple):
     stopped: bool  # early stopping ended the run
 
 
-def _next_stop(start: int, end: int, every: int, checkpoint_every: int | None) -> int:
+def _next_stop(start: int, end: int, every: int, validation_every: int | None,
+               checkpoint_every: int | None) -> int:
     """The last epoch of the chunk that begins at ``start``: the next multiple of
-    ``every`` (where the log line and validation go; epoch 0 included, so its line comes
-    at once), the epoch before the next multiple of ``checkpoint_every``, ``CHUNK``
-    epochs on, or the run's last epoch ``end - 1``."""
+    ``every`` (where the log line goes; epoch 0 included, so its line comes at once) or
+    of ``validation_every``, the epoch before the next multiple of ``checkpoint_every``,
+    ``CHUNK`` epochs on, or the run's last epoch ``end - 1``."""
     stop = min(end - 1, start + CHUNK - 1, -(-start // every) * every)
+    if validation_every:
+        stop = min(stop, -(-start // validation_every) * validation_every)
     if checkpoint_every:
         stop = min(stop, -(-(start + 1) // checkpoint_every) * checkpoint_every - 1)
     return max(stop, start)
@@ -293,11 +302,12 @@ def _train_chunks(run: _Run, entry: _Entry, history: History,
         write = (bar.write if bar is not None else log_fn) if log_fn is not None else None
         while entry.epoch < s.end:
             start = entry.epoch
-            stop = _next_stop(start, s.end, s.every, s.checkpoint_every)
+            stop = _next_stop(start, s.end, s.every, s.validation_every, s.checkpoint_every)
             params, opt_state, chunk = _run_chunk(s, program, entry, before, stop - start + 1,
                                                   run_start, history)
             history.extend(chunk, stop - start + 1)
-            validated = s.evaluator is not None and (stop % s.every == 0 or stop + 1 == s.end)
+            validated = s.evaluator is not None and (stop % s.validation_every == 0
+                                                     or stop + 1 == s.end)
             if validated:  # before the state is taken, so an interrupt keeps them together
                 metrics = s.evaluator(params, *s.validation_data)
                 history.add_validation(stop, metrics)
