@@ -3,6 +3,11 @@
 initializer is static structure, and equal initializers share one compiled ``init``;
 ``--init he`` and a deep net that learns where the book's init does not."""
 
+import re
+import runpy
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -140,3 +145,15 @@ def test_train_init_option_builds_the_named_initializer(capsys):
 def experiments_default_model():
     """``purenn train``'s default model as it was built before ``--init``."""
     return pn.serial(pn.dense(2, 64), pn.relu(), pn.dense(64, 3))
+
+
+def test_the_deep_init_example_runs_both_initializers(monkeypatch, capsys):
+    script = Path(__file__).resolve().parents[1] / "examples" / "deep_init.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--epochs", "101"])
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    pattern = (r"trained 101 epochs, training acc (\d\.\d{3}), validation acc \d\.\d{3} "
+               r"\(best epoch \d+\)")
+    assert [line.split(":")[0] for line in lines] == ["book", "he_normal"]
+    book, he = (float(re.search(pattern, line)[1]) for line in lines)
+    assert he > book

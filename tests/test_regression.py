@@ -186,7 +186,7 @@ def test_the_plot_draws_the_fitted_curve_over_the_data(short_run):
     x, outputs = curve.get_data()
     assert x.min() < 0 and x.max() > 1  # the data's range, [0, 1), and a margin
     np.testing.assert_allclose(outputs, np.asarray(run.model.apply(
-        run.params, jnp.asarray(x[:, None], jnp.float32)))[:, 0], rtol=1e-5, atol=1e-9)
+        run.params, jnp.asarray(x[:, None], jnp.float32)))[:, 0], rtol=1e-5, atol=1e-6)
     (points,) = fit_panel.collections
     np.testing.assert_array_equal(points.get_offsets(), np.hstack([run.X, run.y]))
 

@@ -487,9 +487,9 @@ def test_sweep_takes_every_option_of_train():
     train, sweep_parser = subcommands["train"], subcommands["sweep"]
     train_options = {o for a in train._actions for o in a.option_strings}
     mine = {o for a in sweep_parser._actions for o in a.option_strings}
-    # all but those that write one run's own files
+    # all but those that write one run's own files and its validation clock
     assert train_options - mine == {"--plot", "--save", "--log-every", "--checkpoint-every",
-                                    "--resume-with-changes"}
+                                    "--resume-with-changes", "--validation-every"}
     assert {"--out", "--resume", "--seeds"} <= mine
 
 
