@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 import purenn as pn
-from purenn import datafiles
+from purenn import datafiles, files
 
 __all__ = ["BOOK", "DATA", "OPTIMIZERS", "REGRESSION_DATA", "TASKS", "Config", "Experiment",
            "is_data_file"]
@@ -151,7 +151,8 @@ class Config:
         object.__setattr__(self, "classes", data.classes)
 
     def _file_data(self) -> FileData:
-        identity = tuple(_identity(path) for path in (self.data, self.validation_data))
+        identity = tuple(files.file_version(path)
+                         for path in (self.data, self.validation_data))
         return _file_data(self.data, self.target, self.validation_data, self.regression,
                           self.binary, self.validation_split > 0, identity,
                           str(_float_dtype()))
@@ -322,18 +323,6 @@ class Config:
 
 def _float_dtype() -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
-
-
-def _identity(path):
-    """A file's version (inode, modification time, size); None for no path. A missing
-    file is ``pn.data.load``'s error."""
-    if path is None:
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class FileData(NamedTuple):

@@ -24,7 +24,19 @@ import secrets
 import socket
 from collections.abc import Iterable
 
-__all__ = ["atomic_write", "name_max", "probe_writable", "process_exists"]
+__all__ = ["atomic_write", "file_version", "name_max", "probe_writable", "process_exists"]
+
+
+def file_version(path: str | os.PathLike | None) -> tuple[int, int, int] | None:
+    """What changes when a file is written: ``(inode, modification time in ns, size)``;
+    None for no path or a file that cannot be read."""
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def name_max(folder: str | os.PathLike) -> int:

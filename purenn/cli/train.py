@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 import purenn as pn
-from purenn import experiments, signals
+from purenn import experiments, files, signals
 from purenn.cli import common, memory
 from purenn.cli.options import add_options, config_from_args, options_of
 from purenn.experiments import BOOK, Config
@@ -272,20 +272,10 @@ def _out_of_memory(err: BaseException) -> bool:
         isinstance(err, RuntimeError) and "RESOURCE_EXHAUSTED" in str(err))
 
 
-def _file_identity(path):
-    if path is None:
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
 def _interrupted(parser, path, before, args, command, interrupt) -> int:
     """After Ctrl-C (or SIGTERM, SIGHUP) in a run saved to ``path``: one line saying where
     it stopped and how to continue it; returns the exit status."""
-    after = _file_identity(path)
+    after = files.file_version(path)
     again = "purenn " + shlex.join(list(command) + ([] if args.resume else ["--resume"]))
     how = _how(interrupt)
     if after is None:  # --resume starts the run where there is no file
@@ -383,7 +373,7 @@ def _run(config: Config, args, parser, *, title: str, command: Sequence[str],
     seeds = list(range(args.seed, args.seed + args.seeds))
     try:
         if len(seeds) == 1:
-            before = _file_identity(save)
+            before = files.file_version(save)
             try:
                 if resuming:  # here, so that an interrupt after it says how to continue
                     common.notes(parser.prog, args.quiet)(resuming)
