@@ -201,15 +201,22 @@ def softmax_categorical_crossentropy(y_pred: jax.Array, y_true) -> jax.Array:
     return _softmax_categorical_crossentropy(y_pred, onehot)
 
 
-def binary_targets(y_pred: jax.Array, y_true, *, what: str) -> jax.Array:
-    """0/1 targets of ``y_pred``'s shape ``(N, J)`` and dtype."""
+def targets_like(y_pred: jax.Array, y_true, *, what: str, target: str = "target",
+                 vector: str = "targets") -> jax.Array:
+    """``y_true`` checked to have ``y_pred``'s shape ``(N, J)``, in its dtype; the error
+    names one ``target`` per output and, for a vector of N, hints at the reshape."""
     y_true = check_array("y_true", y_true)
     if y_true.shape != y_pred.shape:
-        hint = (" (a vector of labels? pass y_true.reshape(-1, 1))"
+        hint = (f" (a vector of {vector}? pass y_true.reshape(-1, 1))"
                 if y_true.ndim == 1 and y_pred.shape == (y_true.shape[0], 1) else "")
         raise ValueError(f"{what}: y_true must have y_pred's shape {tuple(y_pred.shape)}, one "
-                         f"0/1 target per output; got {tuple(y_true.shape)}{hint}")
+                         f"{target} per output; got {tuple(y_true.shape)}{hint}")
     return y_true.astype(y_pred.dtype)
+
+
+def binary_targets(y_pred: jax.Array, y_true, *, what: str) -> jax.Array:
+    """0/1 targets of ``y_pred``'s shape ``(N, J)`` and dtype."""
+    return targets_like(y_pred, y_true, what=what, target="0/1 target", vector="labels")
 
 
 def binary_crossentropy(y_pred: jax.Array, y_true) -> jax.Array:

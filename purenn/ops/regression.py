@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purenn._checks import check_array
-from purenn.ops.losses import check_predictions
+from purenn.ops.losses import check_predictions, targets_like
 
 
 def _mean(per_output):
@@ -72,13 +71,7 @@ _mean_absolute_error.defvjp(_mean_absolute_error_fwd, _mean_absolute_error_bwd)
 
 def regression_targets(y_pred: jax.Array, y_true, *, what: str) -> jax.Array:
     """``y_true`` as real targets of ``y_pred``'s shape ``(N, J)`` and dtype."""
-    y_true = check_array("y_true", y_true)
-    if y_true.shape != y_pred.shape:
-        hint = (" (a vector of targets? pass y_true.reshape(-1, 1))"
-                if y_true.ndim == 1 and y_pred.shape == (y_true.shape[0], 1) else "")
-        raise ValueError(f"{what}: y_true must have y_pred's shape {tuple(y_pred.shape)}, one "
-                         f"target per output; got {tuple(y_true.shape)}{hint}")
-    return y_true.astype(y_pred.dtype)
+    return targets_like(y_pred, y_true, what=what)
 
 
 def mean_squared_error(y_pred: jax.Array, y_true) -> jax.Array:
