@@ -14,8 +14,6 @@ values are bit for bit those of the same operations run one by one.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +21,7 @@ from jax import lax
 
 from purenn._checks import check_key, check_positive_int
 from purenn.datafiles import Dataset, load, split, standardize
+from purenn.partition import jit_program
 
 __all__ = ["Dataset", "load", "sine", "spiral", "split", "standardize", "vertical"]
 
@@ -31,7 +30,7 @@ def _float():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+@jit_program(static_argnums=(1, 2, 3))
 def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
     """``scale * normal``, bit for bit the draw, then the product, each run on its own."""
     return scale * lax.optimization_barrier(jax.random.normal(key, shape, dtype))
@@ -59,7 +58,7 @@ def spiral(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax.A
     return _spiral(noise, samples, classes)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@jit_program(static_argnums=(1, 2))
 def _spiral(noise, samples, classes):
     dtype = noise.dtype
     radius = jnp.tile(jnp.linspace(0.0, 1.0, samples, dtype=dtype), classes)
@@ -86,7 +85,7 @@ def vertical(key: jax.Array, samples: int, classes: int) -> tuple[jax.Array, jax
     return _vertical(noise, samples, classes)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@jit_program(static_argnums=(1, 2))
 def _vertical(noise, samples, classes):
     dtype = np.dtype(noise.dtype)
     # c / 3 as XLA computes it, c times the rounded reciprocal of 3, here in NumPy: inside
@@ -104,7 +103,7 @@ def sine(samples: int = 1000) -> tuple[jax.Array, jax.Array]:
     return _sine(samples, _float())
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@jit_program(static_argnums=(0, 1))
 def _sine(samples, dtype):
     X = (jnp.arange(samples, dtype=dtype) / samples)[:, None]
     return X, jnp.sin(2 * jnp.pi * X)

@@ -34,6 +34,7 @@ import numpy as np
 import purenn as pn
 from purenn import train
 from purenn.configs import BOOK, DATA, OPTIMIZERS, REGRESSION_DATA, Config, Experiment
+from purenn.partition import jit_program
 from purenn.progress import progress_bar
 from purenn.pytrees import stack, unstack
 
@@ -80,7 +81,7 @@ def seed_keys(seed: int):
     return _seed_keys(np.int64(seed))
 
 
-@jax.jit
+@jit_program
 def _seed_keys(seed):
     return tuple(jax.random.split(jax.random.key(seed), 4))
 

@@ -18,7 +18,6 @@ nothing new), and ``jax.vmap`` runs over a stack of models::
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ from purenn._checks import (
     check_nonnegative,
     check_positive_int,
 )
-from purenn.partition import compiled_method
+from purenn.partition import compiled_method, jit_program
 
 __all__ = ["Custom", "Dense", "Dropout", "Layer", "Linear", "Relu", "Serial", "Sigmoid",
            "Softmax", "custom", "dense", "dropout", "linear", "relu", "serial", "sigmoid",
@@ -333,7 +332,7 @@ def dropout(rate: float) -> Dropout:
 # --- composition and custom layers ----------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=1)
+@jit_program(static_argnums=1)
 def _split_keys(key, n: int) -> tuple:
     """``tuple(jax.random.split(key, n))`` in one program (eagerly: one compile)."""
     return tuple(jax.random.split(key, n))

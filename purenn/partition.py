@@ -36,7 +36,15 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["BoundProgram", "Static", "combine", "compiled_method", "is_data", "partition"]
+__all__ = ["CPU_COMPILER_OPTIONS", "BoundProgram", "Program", "Static", "combine",
+           "compiled_method", "is_data", "jit_program", "partition"]
+
+# XLA:CPU options for the programs that run once or now and then (``jit_program``: data
+# sets, keys, initializers, evaluation, prediction): XLA's older fusion emitters compile
+# them in about two thirds of the CPU time, to the same bits. The training loops keep
+# XLA's defaults: under the older emitters an epoch's last bits can depend on the program
+# around it (the lean loop, the checked loop, a vmapped sweep), and those must agree.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 def is_data(leaf) -> bool:
@@ -107,7 +115,54 @@ class BoundProgram:
         return self.program.lower(self.static, *self.options, self.dynamic, *args)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+class Program:
+    """``jax.jit(fun, **jit_options)`` that compiles with ``CPU_COMPILER_OPTIONS`` on CPU;
+    build it with ``jit_program``.
+
+    JAX takes compiler options only for a program of its own: inside another traced
+    function (jit, vmap, grad, eval_shape) and on other backends ``fun`` is the plain
+    jitted function, traced inline as usual. Call it as the jitted function; ``lower``
+    lowers the program a call with these arguments runs."""
+
+    def __init__(self, fun, **jit_options):
+        self.plain = jax.jit(fun, **jit_options)
+        self.tuned = jax.jit(fun, compiler_options=CPU_COMPILER_OPTIONS, **jit_options)
+        functools.update_wrapper(self, fun)
+
+    def _choose(self, args):
+        if jax.default_backend() != "cpu" or any(
+                isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args)):
+            return self.plain
+        return self.tuned
+
+    def __call__(self, *args):
+        program = self._choose(args)
+        if program is self.plain:
+            return program(*args)
+        try:
+            return program(*args)
+        except ValueError as error:  # concrete arguments, but inside another trace
+            if "compiler_options" not in str(error):
+                raise
+            return self.plain(*args)
+
+    def lower(self, *args):
+        """The program a call with ``args`` runs, lowered."""
+        return self._choose(args).lower(*args)
+
+    def _cache_size(self) -> int:  # the programs compiled on their own (tests count them)
+        return self.tuned._cache_size()
+
+
+def jit_program(fun=None, **jit_options) -> Program:
+    """``Program(fun, **jit_options)``: ``jax.jit`` for a program that runs once or now
+    and then, used as ``@jit_program`` or ``@jit_program(static_argnums=...)``."""
+    if fun is None:
+        return functools.partial(jit_program, **jit_options)
+    return Program(fun, **jit_options)
+
+
+@jit_program(static_argnums=(0, 1))
 def _method_program(method, static, dynamic, *args):
     return method(combine(dynamic, static), *args)
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from purenn.partition import BoundProgram, combine
@@ -89,14 +90,26 @@ def _epoch_function(step, batch_size: int | None):
             metrics["learning_rate"] = per_batch["learning_rate"][0]
         return params, opt_state, metrics
 
-    return full_batch if batch_size is None else minibatches
+    one_epoch = full_batch if batch_size is None else minibatches
+
+    def epoch(params, opt_state, X, y, key, epoch):
+        # Behind the barrier, what each loop does with an epoch's results (checks, writes,
+        # keeps the state before) cannot change how XLA fuses, and so rounds, the epoch
+        # itself: the lean and the checked loop compute it to the same bits.
+        return lax.optimization_barrier(one_epoch(params, opt_state, X, y, key, epoch))
+
+    return epoch
 
 
 def _all_finite(tree) -> jax.Array:
-    """Whether every inexact leaf of ``tree`` is finite (a traced scalar bool)."""
-    checks = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+    """Whether every inexact leaf of ``tree`` is finite (a traced scalar bool): one
+    reduction over all of them, a few kernels where a check per leaf makes two per leaf
+    (behind the barrier XLA cannot split the reduction into one per leaf again)."""
+    flags = [jnp.ravel(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+             if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    if not flags:
+        return jnp.asarray(True)
+    return jnp.all(lax.optimization_barrier(jnp.concatenate(flags)))
 
 
 def _metric_dtypes(components: Components, params, opt_state, X) -> dict:
@@ -113,6 +126,37 @@ def _metric_dtypes(components: Components, params, opt_state, X) -> dict:
     return dtypes
 
 
+def _metric_rows(dtypes: dict) -> dict:
+    """The buffers a chunk's metrics are written into: ``(names) -> (CHUNK, len(names))``
+    zeros, one per dtype (in float32 all five metrics share one), names in ``METRICS``
+    order. The names are the dict's keys, so they travel through jit and vmap with the
+    buffers (``metric_columns`` reads them back)."""
+    groups: dict = {}
+    for name, dtype in dtypes.items():
+        groups.setdefault(dtype, []).append(name)
+    return {tuple(names): jnp.zeros((CHUNK, len(names)), dtype)
+            for dtype, names in groups.items()}
+
+
+def _write_row(rows: dict, metrics: dict, index) -> dict:
+    """``rows`` with one epoch's ``metrics`` written as row ``index`` of each buffer: one
+    write per buffer."""
+    return {names: lax.dynamic_update_slice(
+                buffer, jnp.stack([metrics[n].astype(buffer.dtype) for n in names])[None],
+                (index, jnp.zeros((), index.dtype)))
+            for names, buffer in rows.items()}
+
+
+def metric_columns(rows: dict) -> dict:
+    """``{metric: values}``, NumPy arrays ``(..., CHUNK)``, of a chunk's metric buffers
+    (``LeanResult.rows``, ``ChunkResult.rows``; a leading run axis stays)."""
+    columns = {}
+    for names, buffer in rows.items():
+        values = np.asarray(buffer)
+        columns.update((name, values[..., i]) for i, name in enumerate(names))
+    return {name: columns[name] for name in METRICS if name in columns}
+
+
 class LeanResult(NamedTuple):
     """One call of the lean loop (``chunk_program``). ``done`` epochs ran with a finite
     loss; if ``done < count`` the epoch after them had a non-finite loss and the loop
@@ -122,55 +166,43 @@ class LeanResult(NamedTuple):
 
     params: Any
     opt_state: Any
-    metrics: dict  # metric -> (CHUNK,) array; entries past done (+1) are zeros
+    rows: dict  # (metric names) -> (CHUNK, len(names)): one row per epoch, zeros past done
     done: jax.Array  # int32 scalar
     finite: jax.Array  # bool scalar
+
+    @property
+    def metrics(self) -> dict:
+        """``{metric: (CHUNK,) NumPy array}``; entries past ``done`` (+1) are zeros."""
+        return metric_columns(self.rows)
 
 
 def lean_epochs_function(components: Components, batch_size: int | None):
     """The pure ``run(params, opt_state, X, y, key, start, count) -> LeanResult``: epochs
     ``start, start + 1, ...`` in one ``lax.while_loop``, at most ``count <= CHUNK`` of
     them, stopping early at the first epoch whose loss is not finite. It carries only the
-    state and one ``(CHUNK, metrics)`` buffer (a second ``(CHUNK,)`` one for the learning
-    rate when its dtype differs), checks only the loss each epoch and the whole state
-    once, after the loop. ``start`` and ``count`` are traced. ``chunk_program`` jits it."""
+    state and the metric rows (``_metric_rows``), checks only the loss each epoch and the
+    whole state once, after the loop. ``start`` and ``count`` are traced.
+    ``chunk_program`` jits it."""
     epoch = _epoch_function(step_function(components), batch_size)
 
     def run(params, opt_state, X, y, key, start, count):
-        dtypes = _metric_dtypes(components, params, opt_state, X)
-        dtype = dtypes["loss"]
-        in_rows = [name for name in dtypes if dtypes[name] == dtype]
-        apart = [name for name in dtypes if dtypes[name] != dtype]  # the rate, if at all
-        buffers = (jnp.zeros((CHUNK, len(in_rows)), dtype),
-                   *[jnp.zeros(CHUNK, dtypes[name]) for name in apart])
+        rows = _metric_rows(_metric_dtypes(components, params, opt_state, X))
 
         def not_done(carry):
             *_, done, finite_loss = carry
             return (done < count) & finite_loss
 
         def body(carry):
-            params, opt_state, buffers, done, _ = carry
+            params, opt_state, rows, done, _ = carry
             params, opt_state, metrics = epoch(params, opt_state, X, y, key, start + done)
-            # One small write per metric, as the checked loop writes them: stacked into
-            # a row first, XLA fused the regularization loss otherwise and its last bit
-            # differed now and then; the replay must compute the same bits.
-            rows = buffers[0]
-            for column, name in enumerate(in_rows):
-                rows = lax.dynamic_update_slice(rows, metrics[name].astype(dtype).reshape(1, 1),
-                                                (done, jnp.asarray(column, done.dtype)))
-            buffers = (rows, *[lax.dynamic_update_slice(b, metrics[n].astype(b.dtype)[None],
-                                                        (done,))
-                               for b, n in zip(buffers[1:], apart)])
             finite_loss = jnp.isfinite(metrics["loss"])
-            return params, opt_state, buffers, done + finite_loss.astype(done.dtype), finite_loss
+            return (params, opt_state, _write_row(rows, metrics, done),
+                    done + finite_loss.astype(done.dtype), finite_loss)
 
-        params, opt_state, buffers, done, _ = lax.while_loop(
-            not_done, body, (params, opt_state, buffers, jnp.zeros((), jnp.int32),
+        params, opt_state, rows, done, _ = lax.while_loop(
+            not_done, body, (params, opt_state, rows, jnp.zeros((), jnp.int32),
                              jnp.asarray(True)))
-        columns = {name: buffers[0][:, i] for i, name in enumerate(in_rows)}
-        columns.update(zip(apart, buffers[1:]))
-        metrics = {name: columns[name] for name in dtypes}
-        return LeanResult(params, opt_state, metrics, done, _all_finite((params, opt_state)))
+        return LeanResult(params, opt_state, rows, done, _all_finite((params, opt_state)))
 
     return run
 
@@ -190,8 +222,14 @@ class ChunkResult(NamedTuple):
     count`` the epoch after them failed, and ``metrics[done]`` holds its metrics."""
 
     state: RunState
-    metrics: dict  # metric -> (CHUNK,) array; entries past done (+1) are zeros
+    rows: dict  # (metric names) -> (CHUNK, len(names)), as ``LeanResult.rows``
     done: jax.Array  # int32 scalar
+
+    @property
+    def metrics(self) -> dict:
+        """``{metric: (CHUNK,) NumPy array}`` (``(S, CHUNK)`` for ``runs_program``);
+        entries past ``done`` (+1) are zeros."""
+        return metric_columns(self.rows)
 
 
 def epochs_function(components: Components, batch_size: int | None):
@@ -205,27 +243,25 @@ def epochs_function(components: Components, batch_size: int | None):
     epoch = _epoch_function(step_function(components), batch_size)
 
     def run(state: RunState, X, y, key, start, count):
-        dtypes = _metric_dtypes(components, state.params, state.opt_state, X)
-        buffer = {name: jnp.zeros(CHUNK, dtype) for name, dtype in dtypes.items()}
+        rows = _metric_rows(_metric_dtypes(components, state.params, state.opt_state, X))
 
         def not_done(carry):
             _, _, done, failed = carry
             return (done < count) & ~failed
 
         def body(carry):
-            state, buffer, done, _ = carry
+            state, rows, done, _ = carry
             params, opt_state, metrics = epoch(state.params, state.opt_state, X, y, key,
                                                start + done)
-            buffer = {name: buffer[name].at[done].set(metrics[name].astype(buffer[name].dtype))
-                      for name in buffer}
+            rows = _write_row(rows, metrics, done)
             ok = jnp.isfinite(metrics["loss"]) & _all_finite((params, opt_state))
             new_state = RunState(params, opt_state, state.params, state.opt_state)
             state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, state)
-            return state, buffer, done + ok.astype(done.dtype), ~ok
+            return state, rows, done + ok.astype(done.dtype), ~ok
 
-        state, buffer, done, _ = lax.while_loop(
-            not_done, body, (state, buffer, jnp.zeros((), jnp.int32), jnp.asarray(False)))
-        return ChunkResult(state, buffer, done)
+        state, rows, done, _ = lax.while_loop(
+            not_done, body, (state, rows, jnp.zeros((), jnp.int32), jnp.asarray(False)))
+        return ChunkResult(state, rows, done)
 
     return run
 

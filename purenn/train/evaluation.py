@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import numbers
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ from purenn import losses
 from purenn._checks import check_matrix
 from purenn._validate import check_batch_size, check_dataset
 from purenn.layers import Layer
-from purenn.partition import BoundProgram, combine
+from purenn.partition import BoundProgram, combine, jit_program
 from purenn.train.step import check_components
 
 __all__ = ["Evaluator", "evaluate", "evaluation_function", "predict"]
@@ -34,7 +33,7 @@ def evaluation_function(model, loss, accuracy):
     return evaluate_batch
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@jit_program(static_argnums=(0, 1))
 def _evaluate_program(static, runs, dynamic, params, X, y):
     model, loss, accuracy = combine(dynamic, static)
     evaluate_batch = evaluation_function(model, loss, accuracy)
@@ -81,7 +80,7 @@ def evaluate(model: Layer, loss: Callable, params, X, y, *,
     return Evaluator(model, loss, accuracy)(params, X, y)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@jit_program(static_argnums=0)
 def _predict_program(static, dynamic, params, X):
     model, loss = combine(dynamic, static)
     return losses.properties(loss).probabilities(model.apply(params, X))
