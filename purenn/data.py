@@ -9,7 +9,9 @@ Drawing a data set compiles two programs per shape and dtype: the noise, drawn a
 scaling), and the rest, in which no product feeds a sum (XLA would fuse the two into one
 rounding). The rest takes the noise as an argument: computed in one program with the
 draw, its last bits would differ (XLA evaluates its constant part another way). So the
-values are bit for bit those of the same operations run one by one.
+values are bit for bit those of the same operations run one by one. The draw's random
+bits come from the host (``purenn.threefry``, the same bits), so neither program has to
+compile JAX's random-number hash.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from purenn import threefry
 from purenn._checks import check_key, check_positive_int
 from purenn.datafiles import Dataset, load, split, standardize
 from purenn.partition import jit_program
@@ -30,10 +33,41 @@ def _float():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
 
-@jit_program(static_argnums=(1, 2, 3))
 def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
-    """``scale * normal``, bit for bit the draw, then the product, each run on its own."""
+    """``scale * jax.random.normal(key, shape, dtype)``, bit for bit the draw, then the
+    product, each run on its own. Where JAX's default keys are in use the random bits are
+    drawn on the host (``purenn.threefry``) and only the rest is compiled: the draw's
+    program is the slowest of a first run to compile."""
+    if threefry.available() and not isinstance(key, jax.core.Tracer):
+        raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        if not isinstance(raw, jax.core.Tracer):  # not so for a key closed over in a trace
+            bits = threefry.random_bits(np.asarray(raw), shape, np.dtype(dtype).itemsize * 8)
+            return _scaled_normal(bits, scale, dtype)
+    return _drawn_noise(key, scale, shape, dtype)
+
+
+@jit_program(static_argnums=(1, 2, 3))
+def _drawn_noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
     return scale * lax.optimization_barrier(jax.random.normal(key, shape, dtype))
+
+
+@jit_program(static_argnums=(1, 2))
+def _scaled_normal(bits, scale: float, dtype) -> jax.Array:
+    """``scale * normal`` from the random ``bits`` (uint32 or uint64 as ``dtype``'s
+    width) as ``jax.random.normal`` makes them: the mantissa of a uniform in
+    ``[nextafter(-1, 0), 1)``, then ``sqrt(2) * erf_inv``."""
+    info = jnp.finfo(dtype)
+    uint = bits.dtype
+    mantissa = lax.shift_right_logical(bits, jnp.array(info.bits - info.nmant, uint))
+    one = jnp.asarray(np.array(1.0, dtype).view(uint), dtype=uint)
+    floats = lax.bitcast_convert_type(lax.bitwise_or(mantissa, one), dtype) - jnp.array(1.0,
+                                                                                     dtype)
+    low = lax.convert_element_type(np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype)),
+                                   dtype)
+    high = lax.convert_element_type(np.array(1.0, dtype), dtype)
+    uniform = lax.max(low, floats * (high - low) + low)
+    normal = lax.mul(np.array(np.sqrt(2), dtype), lax.erf_inv(uniform))
+    return scale * lax.optimization_barrier(normal)
 
 
 def _labels(samples: int, classes: int) -> jax.Array:

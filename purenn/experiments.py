@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import purenn as pn
-from purenn import train
+from purenn import threefry, train
 from purenn.configs import BOOK, DATA, OPTIMIZERS, REGRESSION_DATA, Config, Experiment
 from purenn.partition import jit_program
 from purenn.progress import progress_bar
@@ -75,8 +75,12 @@ def components(config: Config):
 
 
 def seed_keys(seed: int):
-    """``(k_train, k_val, k_init, k_fit)`` of a seed (the split the examples use), made by
-    one compiled program for every seed."""
+    """``(k_train, k_val, k_init, k_fit)`` of a seed (the split the examples use), made
+    on the host (``purenn.threefry``: no program to compile) where JAX's default keys are
+    in use, else by one compiled program for every seed."""
+    seed = int(seed)
+    if threefry.available() and 0 <= seed < 2**31:
+        return tuple(threefry.wrap(data) for data in threefry.split(threefry.seed(seed), 4))
     # jax.random.key takes a Python int as an int64 (canonicalized): the same keys.
     return _seed_keys(np.int64(seed))
 
