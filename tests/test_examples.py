@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from purenn import cli
+from tests.book_runs import EPOCHS, book_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
@@ -27,7 +27,6 @@ EXAMPLES = {
     "regression": "regression",
 }
 NO_VALIDATION = {"regression"}  # chapter 17 trains on the sine wave with no validation set
-EPOCHS = 101
 
 LOG = re.compile(r"^epoch: (\d+), acc: (\d\.\d{3}), loss: (\d+\.\d{3}) "
                  r"\(data_loss: (\d+\.\d{3}), reg_loss: (\d+\.\d{3})\), lr: [0-9.e-]+$")
@@ -73,10 +72,11 @@ def test_example_prints_the_books_lines_and_learns(script):
 
 
 @pytest.mark.parametrize("script", EXAMPLES)
-def test_example_prints_what_the_cli_prints(script, capsys):
+def test_example_prints_what_the_cli_prints(script):
     example = run_example(script, "--epochs", str(EPOCHS), "--seed", "0")
-    assert cli.main(["book", EXAMPLES[script], "--epochs", str(EPOCHS), "--seed", "0"]) == 0
-    assert capsys.readouterr().out == example
+    code, out, err = book_run(EXAMPLES[script])  # the same run as tests/test_cli.py's
+    assert code == 0, err
+    assert out == example
 
 
 def test_example_seed_changes_the_run():

@@ -1,0 +1,24 @@
+"""``purenn book <experiment> --epochs 101 --seed 0``, run once per test session in this
+process and shared by the tests that read what it prints (tests/test_cli.py,
+tests/test_examples.py): the larger experiments take seconds each, and the same run
+serves every check of its lines."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+
+from purenn import cli
+
+EPOCHS = 101  # two log lines: epochs 0 and 100
+
+
+@functools.cache
+def book_run(name: str) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of ``purenn book NAME --epochs 101 --seed 0`` run
+    in this process (in float32, the mode every caller runs it in)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["book", name, "--epochs", str(EPOCHS), "--seed", "0"])
+    return code, out.getvalue(), err.getvalue()
