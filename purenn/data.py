@@ -36,8 +36,8 @@ def _float():
 def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
     """``scale * jax.random.normal(key, shape, dtype)``, bit for bit the draw, then the
     product, each run on its own. Where JAX's default keys are in use the random bits are
-    drawn on the host (``purenn.threefry``) and only the rest is compiled: the draw's
-    program is the slowest of a first run to compile."""
+    drawn on the host (``purenn.threefry``) and only the rest is compiled: JAX's
+    random-number hash takes longer to compile (0.2-0.4 s) than to run."""
     if threefry.available() and not isinstance(key, jax.core.Tracer):
         raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         if not isinstance(raw, jax.core.Tracer):  # not so for a key closed over in a trace
