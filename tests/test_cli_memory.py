@@ -8,6 +8,7 @@ import re
 import pytest
 
 from purenn import cli, experiments
+from purenn.cli import memory
 from tests import fresh_process
 
 WIDE = ["train", "--hidden", "3000", "3000", "--epochs", "2"]
@@ -29,14 +30,32 @@ def test_a_run_too_large_by_xlas_analysis_is_refused_before_it_starts(monkeypatc
                     r"\(259\.7 MB\); use a smaller --hidden", err), err
 
 
-def test_the_memory_check_adds_no_compile_to_a_run(capsys):
-    # shapes no other test trains, so that this process has not compiled them yet
-    argv = ["train", "--hidden", "7", "5", "--samples", "17", "--validation-samples", "0",
-            "--epochs", "1", "--quiet"]
+def test_the_memory_check_adds_no_compile_to_a_run(monkeypatch, capsys):
+    # shapes no other test trains, so that this process has not compiled them yet; a
+    # limit at 4 times the shapes' estimate (15 MB; XLA's analysis: 23 MB), within
+    # MEMORY_SCREEN of it, so that the analysis runs
+    argv = ["train", "--hidden", "700", "700", "--samples", "100", "--validation-samples",
+            "0", "--epochs", "1", "--quiet"]
+    config = dataclasses.replace(experiments.BOOK["regularization"].config,
+                                 hidden=(700, 700), samples=100, validation_samples=0)
+    limit = 4 * experiments.estimate_memory(config).total
+    monkeypatch.setattr(experiments, "memory_limit", lambda: (limit, "this machine's memory"))
+    analysed = []
+    monkeypatch.setattr(memory, "measure_memory",
+                        lambda *a, measure=memory.measure_memory, **k: analysed.append(1)
+                        or measure(*a, **k))
     with fresh_process.compiles() as seen:
         assert cli.main(argv) == 0
+    assert analysed == [1]
     assert [name for name, _ in seen].count("jit(_run_program)") == 1
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_a_run_far_below_the_limit_skips_xlas_analysis(monkeypatch, capsys):
+    # the book's model: 0.3 MB from shapes, far below any machine's memory
+    monkeypatch.setattr(memory, "measure_memory", lambda *a, **k: pytest.fail("analysed"))
+    assert cli.main(["train", "--epochs", "1", "--quiet"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the epoch and validation lines
 
 
 @pytest.mark.parametrize("argv", [["train", "--classes", "1"],
