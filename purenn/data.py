@@ -39,10 +39,12 @@ def _noise(key, scale: float, shape: tuple, dtype) -> jax.Array:
     drawn on the host (``purenn.threefry``) and only the rest is compiled: JAX's
     random-number hash takes longer to compile (0.2-0.4 s) than to run."""
     if threefry.available() and not isinstance(key, jax.core.Tracer):
-        raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-        if not isinstance(raw, jax.core.Tracer):  # not so for a key closed over in a trace
-            bits = threefry.random_bits(np.asarray(raw), shape, np.dtype(dtype).itemsize * 8)
-            return _scaled_normal(bits, scale, dtype)
+        try:
+            data = threefry.key_data(key)
+        except jax.errors.TracerArrayConversionError:  # a key closed over inside a trace
+            return _drawn_noise(key, scale, shape, dtype)
+        bits = threefry.random_bits(data, shape, np.dtype(dtype).itemsize * 8)
+        return _scaled_normal(bits, scale, dtype)
     return _drawn_noise(key, scale, shape, dtype)
 
 

@@ -16,9 +16,10 @@ every function against ``jax.random``.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["available", "random_bits", "seed", "split", "threefry2x32", "wrap"]
+__all__ = ["available", "key_data", "random_bits", "seed", "split", "threefry2x32", "wrap"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -79,6 +80,14 @@ def random_bits(key_data: np.ndarray, shape: tuple, width: int) -> np.ndarray:
         wide = (bits0.astype(np.uint64) << np.uint64(32)) | bits1.astype(np.uint64)
         return wide.reshape(shape)
     raise ValueError(f"width must be 32 or 64; got {width}")
+
+
+def key_data(key) -> np.ndarray:
+    """A key's data as NumPy (uint32), for a typed key or a legacy uint32 one (a key being
+    traced raises ``jax.errors.TracerArrayConversionError``)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key)
 
 
 def wrap(key_data: np.ndarray) -> jax.Array:

@@ -219,9 +219,8 @@ def sweep_main(args, parser, command=None) -> int:
         try:
             lock = _take_lock(parser, out, args, ["sweep"] if command is None else command)
         except KeyboardInterrupt as interrupt:
-            print(f"{parser.prog}: {_stopped(interrupt)} while waiting for {lock_path}; "
-                  f"nothing trained", file=sys.stderr)
-            return signals.exit_code(interrupt)
+            return _report_stop(parser, interrupt,
+                                f" while waiting for {lock_path}; nothing trained")
         except OSError as err:
             return common.print_error(parser.prog,
                                       f"cannot create {lock_path!r}: {err.strerror or err}")
@@ -231,9 +230,12 @@ def sweep_main(args, parser, command=None) -> int:
             lock.release()
 
 
-def _stopped(interrupt: KeyboardInterrupt) -> str:
-    """``interrupted``, or ``stopped by SIGTERM`` for a stop signal."""
-    return str(interrupt) if isinstance(interrupt, signals.StopSignal) else "interrupted"
+def _report_stop(parser, interrupt: KeyboardInterrupt, what: str) -> int:
+    """Say on stderr that the sweep was ``interrupted`` (or ``stopped by SIGTERM``, for a
+    stop signal) and ``what`` became of it; returns the exit code the stop asks for."""
+    stopped = str(interrupt) if isinstance(interrupt, signals.StopSignal) else "interrupted"
+    print(f"{parser.prog}: {stopped}{what}", file=sys.stderr)
+    return signals.exit_code(interrupt)
 
 
 _WAIT_SECONDS = 0.5  # how often a --resume waiting for another sweep looks again
@@ -311,19 +313,16 @@ def _sweep(args, parser, plan: _Plan, out, note) -> int:
                 skip=lambda values, seed: row_key(plan.names, values, seed) in kept,
                 progress=False if args.quiet else None, max_cells=args.max_cells)
     except KeyboardInterrupt as interrupt:
-        print(f"{parser.prog}: {_stopped(interrupt)} after {runs.finished} of {todo} runs; "
-              f"{runs_path} keeps them: run the same command with --resume to train the "
-              f"rest", file=sys.stderr)
-        return signals.exit_code(interrupt)
+        return _report_stop(parser, interrupt,
+                            f" after {runs.finished} of {todo} runs; {runs_path} keeps them: "
+                            f"run the same command with --resume to train the rest")
     except OSError as err:
         return common.print_error(parser.prog,
                                   f"cannot write {runs_path!r}: {err.strerror or err}")
     try:
         return _finish(out, runs_path, plan, results, kept, note)
     except KeyboardInterrupt as interrupt:
-        print(f"{parser.prog}: {_stopped(interrupt)}; {runs_path} holds every run",
-              file=sys.stderr)
-        return signals.exit_code(interrupt)
+        return _report_stop(parser, interrupt, f"; {runs_path} holds every run")
 
 
 # --- the summary ---------------------------------------------------------------------------

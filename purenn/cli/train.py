@@ -17,11 +17,10 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-import jax
 import numpy as np
 
 import purenn as pn
-from purenn import experiments, files, signals
+from purenn import experiments, files, signals, threefry
 from purenn.cli import common, memory
 from purenn.cli.options import add_options, config_from_args, options_of
 from purenn.experiments import BOOK, Config
@@ -170,7 +169,7 @@ def _check_resumable(parser, args, path, config: Config) -> str:
     except (OSError, ValueError) as err:
         parser.error(f"--resume: {str(err).splitlines()[0]}")
     k_fit = experiments.seed_keys(args.seed)[3]
-    if not np.array_equal(saved.key, np.asarray(jax.random.key_data(k_fit))):
+    if not np.array_equal(saved.key, threefry.key_data(k_fit)):
         parser.error(f"--resume: {path!r} was written by a run with another seed; give "
                      f"the --seed it was started with")
     if saved.epoch > config.epochs:

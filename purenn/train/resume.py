@@ -24,23 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purenn import checkpoint
+from purenn import checkpoint, threefry
 from purenn.checkpoint.layout import named_leaves
 from purenn.train.history import History
 from purenn.train.settings import differences, format_differences
 
-__all__ = ["CHANGES", "SETTINGS", "RunCheckpoint", "SavedRun", "key_data", "read_run",
+__all__ = ["CHANGES", "SETTINGS", "RunCheckpoint", "SavedRun", "read_run",
            "resume_run"]
 
 SETTINGS, CHANGES = "run_settings", "run_changes"  # the checkpoint's metadata entries
 _REQUIRED = ("params", "opt_state", "epoch", "key", "history")
-
-
-def key_data(key) -> np.ndarray:
-    """A key's data as NumPy (uint32), for a typed key or a legacy uint32 one."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key)
 
 
 class SavedRun(NamedTuple):
@@ -142,7 +135,7 @@ class RunCheckpoint(NamedTuple):
             "opt_state": opt_state,
             "epoch": np.asarray(next_epoch, np.int32),  # int32: loads with jax_enable_x64 off
             "initial_epoch": np.asarray(history.first_epoch, np.int32),
-            "key": key_data(self.key),
+            "key": threefry.key_data(self.key),
             "history": arrays,
         }, metadata={SETTINGS: json.dumps(self.settings),
                      CHANGES: json.dumps(list(self.changes))})
@@ -213,7 +206,7 @@ def resume_run(saved: SavedRun, params, opt_state, key, history: History,
       ValueError: the checkpoint is of another run; the message names what differs.
     """
     where = f"the checkpoint {saved.path!r}"
-    now_key = key_data(key)
+    now_key = threefry.key_data(key)
     if saved.key.shape != now_key.shape or not np.array_equal(saved.key, now_key):
         raise ValueError(f"{where} was written by a run with another key; pass the same key "
                          f"to resume it, resume=False to start over, or another "
