@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["STOP_SIGNALS", "StopSignal", "exit_code", "stop_signals"]
+__all__ = ["STOP_SIGNALS", "StopSignal", "exit_code", "stop_signals", "what_stopped"]
 
 # The signals that stop a run, where the platform has them (Windows has no SIGHUP).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
@@ -57,6 +57,11 @@ class StopSignal(KeyboardInterrupt):
                 stream.flush()
         signal.signal(self.signum, signal.SIG_DFL)
         signal.raise_signal(self.signum)
+
+
+def what_stopped(interrupt: KeyboardInterrupt) -> str:
+    """How a command says it ended: ``interrupted`` (Ctrl-C) or ``stopped by SIGTERM``."""
+    return str(interrupt) if isinstance(interrupt, StopSignal) else "interrupted"
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:

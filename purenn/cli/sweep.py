@@ -233,8 +233,7 @@ def sweep_main(args, parser, command=None) -> int:
 def _report_stop(parser, interrupt: KeyboardInterrupt, what: str) -> int:
     """Say on stderr that the sweep was ``interrupted`` (or ``stopped by SIGTERM``, for a
     stop signal) and ``what`` became of it; returns the exit code the stop asks for."""
-    stopped = str(interrupt) if isinstance(interrupt, signals.StopSignal) else "interrupted"
-    print(f"{parser.prog}: {stopped}{what}", file=sys.stderr)
+    print(f"{parser.prog}: {signals.what_stopped(interrupt)}{what}", file=sys.stderr)
     return signals.exit_code(interrupt)
 
 

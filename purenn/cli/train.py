@@ -92,15 +92,8 @@ def _interruptible(config, args, parser, **run) -> int:
         try:
             return _run(config, args, parser, **run)
         except KeyboardInterrupt as interrupt:
-            print(f"{parser.prog}: {_how(interrupt)}", file=sys.stderr)
+            print(f"{parser.prog}: {signals.what_stopped(interrupt)}", file=sys.stderr)
             return signals.exit_code(interrupt)
-
-
-def _how(interrupt: KeyboardInterrupt) -> str:
-    """``interrupted`` (Ctrl-C) or ``stopped by SIGTERM``."""
-    if isinstance(interrupt, signals.StopSignal):
-        return f"stopped by {interrupt.name}"
-    return "interrupted"
 
 
 # --- the run's options, kept in its checkpoint -----------------------------------------
@@ -205,8 +198,8 @@ def _format_bytes(count: float) -> str:
 
 # XLA's analysis of a training program has found up to 2.2 times the shapes' estimate
 # (3000 x 3000 hidden units: 375 MB against 173 MB); a run whose estimate is this many
-# times below the limit fits, and skips the analysis (tracing and lowering the program
-# twice, a third of a small run's time).
+# times below the limit fits, and skips the analysis (which traces and lowers the program
+# once more than the run does: 0.3 s of the book's 2 s run with a warm cache).
 MEMORY_SCREEN = 8
 
 
@@ -286,7 +279,7 @@ def _interrupted(parser, path, before, args, command, interrupt) -> int:
     it stopped and how to continue it; returns the exit status."""
     after = files.file_version(path)
     again = "purenn " + shlex.join(list(command) + ([] if args.resume else ["--resume"]))
-    how = _how(interrupt)
+    how = signals.what_stopped(interrupt)
     if after is None:  # --resume starts the run where there is no file
         print(f"{parser.prog}: {how} before the first checkpoint; nothing saved to {path}; "
               f"continue with: {again}", file=sys.stderr)
