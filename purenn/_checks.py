@@ -16,6 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def default_float_dtype() -> np.dtype:
+    """The dtype purenn computes real numbers in: float32, unless jax_enable_x64 is on."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
 def check_array(name: str, value) -> jax.Array:
     """Return ``value`` as a JAX array, or raise TypeError naming ``name``."""
     if isinstance(value, (jax.Array, np.ndarray, numbers.Number, np.generic)):

@@ -19,6 +19,7 @@ import numpy as np
 
 import purenn as pn
 from purenn import datafiles, files
+from purenn._checks import default_float_dtype
 
 __all__ = ["BOOK", "DATA", "OPTIMIZERS", "REGRESSION_DATA", "TASKS", "Config", "Experiment",
            "is_data_file"]
@@ -155,7 +156,7 @@ class Config:
                          for path in (self.data, self.validation_data))
         return _file_data(self.data, self.target, self.validation_data, self.regression,
                           self.binary, self.validation_split > 0, identity,
-                          str(_float_dtype()))
+                          str(default_float_dtype()))
 
     def data_fields(self) -> tuple:
         """The fields that make a run's data (``make_datasets``): runs with equal ones
@@ -301,7 +302,6 @@ class Config:
         return (f"{self._describe_data()}; {' -> '.join(parts)}; "
                 f"{self.optimizer.capitalize()}({args}); {self.epochs} epochs{init}")
 
-
     def _describe_data(self) -> str:
         scaled = "; standardized" if self.standardize else ""
         if self.is_file:
@@ -320,9 +320,6 @@ class Config:
 
 # --- file data ---------------------------------------------------------------------------
 
-
-def _float_dtype() -> np.dtype:
-    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
 class FileData(NamedTuple):
@@ -343,7 +340,7 @@ def _targets(path, dataset: pn.data.Dataset, y, regression: bool, binary: bool, 
             raise ValueError(f"{path!r}: the label column {dataset.target!r} holds text "
                              f"(class names); regression needs numbers, classification "
                              f"takes names: leave task='regression' (--task) out")
-        return y.astype(_float_dtype()).reshape(-1, 1), 1
+        return y.astype(default_float_dtype()).reshape(-1, 1), 1
     if not np.issubdtype(y.dtype, np.integer):
         bad = y[(y != np.round(y)) | (y < 0)][0]
         raise ValueError(f"{path!r}: the label column {dataset.target!r} holds {bad:g}, not "

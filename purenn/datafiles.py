@@ -26,6 +26,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from purenn._checks import default_float_dtype
+
 __all__ = ["SUFFIXES", "Dataset", "held_out", "load", "split", "standardize"]
 
 SUFFIXES = (".csv", ".npz")
@@ -49,9 +51,6 @@ class Dataset(NamedTuple):
     target: str
     classes: tuple[str, ...] | None
 
-
-def _float_dtype() -> np.dtype:
-    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
 def load(path: str | os.PathLike, *, target: str | None = None,
@@ -152,7 +151,7 @@ def _load_csv(path, target, classes) -> Dataset:
                              f"{'empty' if not label else 'NaN'}: give every sample its "
                              f"label, or drop the row")
     y, names = _labels(path, np.array(labels), classes)
-    return Dataset(X.astype(_float_dtype()), y, None, tuple(header[i] for i in features),
+    return Dataset(X.astype(default_float_dtype()), y, None, tuple(header[i] for i in features),
                    header[column], names)
 
 
@@ -169,7 +168,7 @@ def _labels(path, labels: np.ndarray, classes):
         raise ValueError(f"{path!r}: the labels hold NaN or inf; give every sample a label")
     if np.all(values == np.round(values)) and values.min() >= 0:
         return values.astype(np.int32), None  # class indices 0..K-1
-    return values.astype(_float_dtype()), None
+    return values.astype(default_float_dtype()), None
 
 
 def _class_indices(path, names: np.ndarray, classes):
@@ -208,7 +207,7 @@ def _npz_arrays(path, file, x_name, y_name, classes):
         y, names = _labels(path, y, None)
     else:
         raise ValueError(f"{path!r}: {y_name} must hold numbers or text; got dtype {y.dtype}")
-    return X.astype(_float_dtype()), y, names
+    return X.astype(default_float_dtype()), y, names
 
 
 def _load_npz(path, classes) -> Dataset:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import math
 
-import jax
 import numpy as np
 
 from purenn import sweep
+from purenn._checks import default_float_dtype
 from purenn.configs import DATA, REGRESSION_DATA, is_data_file
 
 __all__ = [
@@ -72,16 +72,12 @@ def nonnegative_int(text):
     return value
 
 
-def _float_dtype() -> np.dtype:
-    """The dtype a float option is computed in: float32, unless jax_enable_x64 is on."""
-    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
-
 
 def _finite(text):
     value = _number(float, text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    dtype = _float_dtype()
+    dtype = default_float_dtype()
     with np.errstate(over="ignore"):
         if not np.isfinite(dtype.type(value)):
             raise argparse.ArgumentTypeError(
@@ -94,7 +90,7 @@ def positive_float(text):
     value = _finite(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {value:g}")
-    dtype = _float_dtype()
+    dtype = default_float_dtype()
     if dtype.type(value) == 0:
         raise argparse.ArgumentTypeError(
             f"{text} is 0 in {dtype}; must be a number > 0 (the smallest positive {dtype} "
@@ -113,7 +109,7 @@ def fraction(text):
     value = _finite(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value:g}")
-    dtype = _float_dtype()
+    dtype = default_float_dtype()
     if dtype.type(value) >= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1); {text} is 1 in {dtype}")
     return value
