@@ -21,17 +21,16 @@ import signal
 import jax
 import pytest
 
+from tests import users_compiler
+
 jax.config.update("jax_enable_x64", False)  # whatever the environment says
 
-# Compiling is most of the suite's CPU time, and much of that is LLVM optimizing the
-# machine code: the tests, and the subprocesses they start, compile without it (the
-# larger runs go at half speed, and the suite still takes less CPU than at level 1; see
-# CONTRIBUTING.md). XLA's own passes, which decide what is computed, run as always; the
-# programs may round differently in the last bit from a default compile (never within the
-# session: every test's sides compile alike; the comparisons with the NumPy reference
-# have tolerances). Benchmarks and users compile with XLA's defaults.
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+# Compiling is most of the suite's CPU time: the tests, and the subprocesses they start,
+# compile without LLVM's optimizations and with XLA:CPU's older fusion emitters, which
+# change how machine code is made, not what it computes. The tests of bits that two
+# different programs share, and the book's full runs, run as users compile, in one
+# subprocess (tests/users_compiler.py). Benchmarks and users compile with XLA's defaults.
+os.environ["XLA_FLAGS"] = users_compiler.xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 # A shell starts a background job with SIGINT ignored, and the tests' subprocesses would
 # inherit that: the tests of Ctrl-C need it to work as in a terminal.
@@ -40,6 +39,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 
 def pytest_configure(config):
+    users_compiler.register(config)
     config.addinivalue_line(
         "markers", "x64: run with jax_enable_x64 on (comparisons with the float64 NumPy "
                    "reference)")

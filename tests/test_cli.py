@@ -15,7 +15,7 @@ import pytest
 import purenn as pn
 import purenn.checkpoint
 from purenn import cli, experiments, plotting
-from tests.book_runs import book_run
+from tests.book_runs import book_run, params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["regularization", "more-data", "wider", "dropout", "dropout-wider", "binary",
@@ -66,7 +66,7 @@ def parse_run(lines):
 # --- the book's experiments -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", VALIDATED)
+@pytest.mark.parametrize("name", params(VALIDATED))
 def test_book_experiment_prints_the_books_lines_and_learns(name):
     code, out, err = book_run(name)  # --epochs 101 --seed 0, shared with test_examples
     assert code == 0, err
@@ -515,6 +515,7 @@ def test_bad_option_from_the_shell_has_no_traceback():
 
 
 @pytest.mark.slow
+@pytest.mark.users_compiler  # 3 x 10001 epochs
 def test_regularization_matches_the_book_over_three_seeds(capsys):
     """The full 10001 epochs, 3 seeds: the book's 0.947 training and 0.830 validation
     accuracy, within the band that two faithful runs differ by (docs/book.md), widened for the

@@ -64,8 +64,8 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def result():
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}",
-               JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}"))
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(DEVICES), str(EPOCHS),
                            str(BATCH_SIZE)], capture_output=True, text=True, env=env,
                           timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.book_runs import EPOCHS, book_run
+from tests.book_runs import EPOCHS, book_run, params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
@@ -56,7 +56,7 @@ def test_every_experiment_has_an_example():
     assert all((ROOT / "examples" / f"{script}.py").is_file() for script in EXAMPLES)
 
 
-@pytest.mark.parametrize("script", EXAMPLES)
+@pytest.mark.parametrize("script", params(EXAMPLES))
 def test_example_prints_the_books_lines_and_learns(script):
     logs = run_example(script, "--epochs", str(EPOCHS), "--seed", "0").splitlines()
     if script not in NO_VALIDATION:
@@ -71,7 +71,7 @@ def test_example_prints_the_books_lines_and_learns(script):
         assert abs(float(m[3]) - float(m[4]) - float(m[5])) <= 0.0015
 
 
-@pytest.mark.parametrize("script", EXAMPLES)
+@pytest.mark.parametrize("script", params(EXAMPLES))
 def test_example_prints_what_the_cli_prints(script):
     example = run_example(script, "--epochs", str(EPOCHS), "--seed", "0")
     code, out, err = book_run(EXAMPLES[script])  # the same run as tests/test_cli.py's

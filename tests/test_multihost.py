@@ -3,6 +3,7 @@
 prints the log."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -24,9 +25,9 @@ def _free_port() -> int:
 
 def _env(devices: int) -> dict:
     # no persistent cache: processes joined by jax.distributed compile side by side
-    env = dict(without_compilation_cache(),
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu", PURENN_NO_CACHE="1")
+    env = dict(without_compilation_cache(), JAX_PLATFORMS="cpu", PURENN_NO_CACHE="1",
+               XLA_FLAGS=(f"{os.environ.get('XLA_FLAGS', '')} "
+                          f"--xla_force_host_platform_device_count={devices}"))
     env.pop("JAX_ENABLE_X64", None)
     return env
 
