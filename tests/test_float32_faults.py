@@ -153,29 +153,30 @@ def test_logging_intervals_take_numpy_integers():
 # --- faults the lean loop finds, replayed by the checked loop -----------------------------
 
 
-def _faulty_sgd(rate, *, at, fault):
-    """Plain SGD whose update number ``at`` goes wrong. ``fault="state"``: its state
-    becomes inf while the params stay finite, so every loss stays finite and only the
-    lean loop's final check sees it. ``fault="huge"``: the params are thrown to a huge
-    finite value, whose next forward pass overflows: the next loss is not finite."""
-    huge = 1e200 if jax.config.jax_enable_x64 else 1e30
+@pn.pytrees.dataclass
+class FaultySGD(pn.optimizers.Optimizer):
+    """Plain SGD whose update number ``state_at`` or ``huge_at`` goes wrong (-1: never).
+    At ``state_at`` its state becomes inf while the params stay finite, so every loss
+    stays finite and only the lean loop's final check sees it. At ``huge_at`` the params
+    are thrown to ``huge``, a finite value whose next forward pass overflows: the next loss
+    is not finite. The epochs are leaves: the faults of both tests are one structure, and
+    one compiled program serves them."""
 
-    def init(params):
+    rate: float
+    state_at: int = -1
+    huge_at: int = -1
+
+    def init(self, params):
         del params  # unused
         return jnp.zeros((), jnp.int32), jnp.zeros(())
 
-    def update(grads, state, params=None):
+    def update(self, grads, state, params=None):
         del params  # unused
         count, tally = state
-        hit = count == at
-        updates = jax.tree.map(lambda g: -rate * g, grads)
-        if fault == "state":
-            tally = jnp.where(hit, jnp.inf, tally)
-        else:
-            updates = jax.tree.map(lambda u: jnp.where(hit, huge, u), updates)
-        return updates, (count + 1, tally)
-
-    return pn.optimizers.GradientTransformation(init, update)
+        huge = 1e200 if jax.config.jax_enable_x64 else 1e30
+        updates = jax.tree.map(lambda g: jnp.where(count == self.huge_at, huge, -self.rate * g),
+                               grads)
+        return updates, (count + 1, jnp.where(count == self.state_at, jnp.inf, tally))
 
 
 def _same_history(error_history, history):
@@ -193,7 +194,7 @@ def test_a_fault_only_the_final_check_sees_is_found_at_its_epoch(x64):
     fails, and the checked loop's replay raises the error a fully checked run raises."""
     with jax.enable_x64(x64):
         model, params, X, y = _setup()
-        opt = _faulty_sgd(0.1, at=37, fault="state")
+        opt = FaultySGD(0.1, state_at=37)
         common = dict(key=jax.random.key(3), log_every=50, log_fn=None)
         with compiles() as seen:
             expected = pn.fit(model, CCE, opt, params, X, y, epochs=37, **common)
@@ -229,7 +230,7 @@ def test_a_loss_that_fails_first_in_a_chunk_goes_back_to_the_chunk_before(x64):
     with a finite loss enters epoch 10, in the chunk before."""
     with jax.enable_x64(x64):
         model, params, X, y = _setup()
-        opt = _faulty_sgd(0.1, at=10, fault="huge")
+        opt = FaultySGD(0.1, huge_at=10)
         common = dict(key=jax.random.key(3), log_every=10, log_fn=None)
         expected = pn.fit(model, CCE, opt, params, X, y, epochs=10, **common)
         with pytest.raises(pn.DivergenceError, match=r"the loss became (nan|inf) at epoch "
