@@ -11,7 +11,6 @@ import pickletools
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import safetensors
 
@@ -175,7 +174,7 @@ def _spec(tensor: Tensor, name: str, where: str):
 def to_jax(tensor: Tensor, name: str, where: str, sharding=None) -> jax.Array:
     data = tensor.data
     if tensor.prng_impl is not None:
-        value = jax.random.wrap_key_data(jnp.asarray(data), impl=tensor.prng_impl)
+        value = jax.random.wrap_key_data(jax.device_put(data), impl=tensor.prng_impl)
     else:
         canonical = jax.dtypes.canonicalize_dtype(data.dtype)
         if canonical != data.dtype:
@@ -183,7 +182,7 @@ def to_jax(tensor: Tensor, name: str, where: str, sharding=None) -> jax.Array:
                              f"would truncate to {canonical} because jax_enable_x64 is off; "
                              f"turn it on before loading: "
                              f"jax.config.update('jax_enable_x64', True)")
-        value = jnp.asarray(data)
+        value = jax.device_put(data)  # a transfer: jnp.asarray compiles a copy per shape
         if tensor.weak_type:
             value = _weakly_typed(value)
     return value if sharding is None else jax.device_put(value, sharding)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -213,8 +212,7 @@ def _resume(run: _Run, params, opt_state, history: History):
     if setup.placement is not None:
         params, opt_state = jax.device_put((params, opt_state), setup.placement.replicated)
     else:  # uncommitted, as the caller's arrays are: the same compiled program serves
-        params, opt_state = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
-                                         (params, opt_state))
+        params, opt_state = jax.device_put(jax.tree.map(np.asarray, (params, opt_state)))
     # A shorter earlier run validated after its last epoch too; this one does not.
     if setup.validation_every is not None:
         history.keep_validation(lambda epoch: epoch % setup.validation_every == 0)
