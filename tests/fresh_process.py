@@ -25,7 +25,7 @@ import purenn as pn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-EPOCHS, LOG_EVERY = 1001, 100
+EPOCHS, LOG_EVERY = 201, 100  # chunks of 100, 100 and 1 epochs: one program
 KEYS = (5, 6)  # the fit keys of the child's runs
 
 

@@ -156,7 +156,7 @@ def is_eager_op(name: str) -> bool:
 
 
 def test_a_first_fit_in_a_fresh_process_compiles_one_training_program():
-    """A fresh process's first fit (1001 epochs, log_every=100, validation data) compiles
+    """A fresh process's first fit (201 epochs, log_every=100, validation data) compiles
     the training program and the evaluation program once; its second fit, with another
     key, compiles nothing. The optimizer's state is one more program (``opt.init``, one
     compiled program per structure, as ``model.init`` is before the fit); anything else
