@@ -83,6 +83,7 @@ class ParentSession:
         if pyfuncitem.get_closest_marker(MARKER) is None:
             return None
         if self.outcomes is None:
+            self.outcomes = {}  # started once: if it fails, this test shows why
             self.outcomes = _run_subprocess(
                 [item.nodeid for item in pyfuncitem.session.items
                  if item.get_closest_marker(MARKER) is not None])
