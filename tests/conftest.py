@@ -79,7 +79,7 @@ def pytest_runtest_teardown(item, nextitem):
 # The session's compilation cache: the jax.config settings in this process and the
 # environment variables that give them to its subprocesses.
 CACHE_SETTINGS = {"jax_compilation_cache_dir": None,  # the session's folder
-                  "jax_persistent_cache_min_compile_time_secs": 0.0,
+                  "jax_persistent_cache_min_compile_time_secs": 0.05,
                   "jax_persistent_cache_min_entry_size_bytes": -1}
 
 
@@ -96,7 +96,8 @@ def set_cache_config(settings: dict) -> None:
 def session_compilation_cache(tmp_path_factory):
     """One persistent compilation cache for the whole session, in a session temp folder:
     this process and its subprocesses (through JAX_COMPILATION_CACHE_DIR and JAX's two
-    thresholds) compile each program once and load it after. JAX records the
+    thresholds) compile each program of 50 ms or more once and load it after (the
+    hundreds of small eager operations are not worth a write each). JAX records the
     backend-compile event for a program loaded from the cache as for one compiled, so
     compile counts stay what they are without it; the tests that count or time compiles
     in a fresh process, or test the purenn command's own cache, run without this one.
