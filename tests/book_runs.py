@@ -15,14 +15,14 @@ from purenn import cli
 
 EPOCHS = 101  # two log lines: epochs 0 and 100
 # The experiments whose 101 epochs take longest: their tests run where programs are
-# compiled as users compile them (tests/users_compiler.py), several times faster.
+# compiled with XLA's defaults (tests/compiling.py), several times faster.
 LONG = {"dropout-wider"}
 
 
 def params(names) -> list:
     """``names`` for ``pytest.mark.parametrize``: those of ``LONG`` experiments (``-``
-    or ``_`` in their names) marked ``users_compiler``."""
-    return [pytest.param(name, marks=pytest.mark.users_compiler)
+    or ``_`` in their names) marked ``optimized``."""
+    return [pytest.param(name, marks=pytest.mark.optimized)
             if name.replace("_", "-") in LONG else name for name in names]
 
 

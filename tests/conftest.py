@@ -21,16 +21,17 @@ import signal
 import jax
 import pytest
 
-from tests import users_compiler
+from tests import compiling
 
 jax.config.update("jax_enable_x64", False)  # whatever the environment says
 
 # Compiling is most of the suite's CPU time: the tests, and the subprocesses they start,
 # compile without LLVM's optimizations and with XLA:CPU's older fusion emitters, which
 # change how machine code is made, not what it computes. The tests of bits that two
-# different programs share, and the book's full runs, run as users compile, in one
-# subprocess (tests/users_compiler.py). Benchmarks and users compile with XLA's defaults.
-os.environ["XLA_FLAGS"] = users_compiler.xla_flags(os.environ.get("XLA_FLAGS", ""))
+# different programs share run with the default emitters, and the book's full runs with
+# XLA's defaults, each kind in one subprocess (tests/compiling.py). Benchmarks and users
+# compile with XLA's defaults.
+os.environ["XLA_FLAGS"] = compiling.xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 # A shell starts a background job with SIGINT ignored, and the tests' subprocesses would
 # inherit that: the tests of Ctrl-C need it to work as in a terminal.
@@ -39,7 +40,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 
 def pytest_configure(config):
-    users_compiler.register(config)
+    compiling.register(config)
     config.addinivalue_line(
         "markers", "x64: run with jax_enable_x64 on (comparisons with the float64 NumPy "
                    "reference)")

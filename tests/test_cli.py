@@ -515,7 +515,7 @@ def test_bad_option_from_the_shell_has_no_traceback():
 
 
 @pytest.mark.slow
-@pytest.mark.users_compiler  # 3 x 10001 epochs
+@pytest.mark.optimized  # 3 x 10001 epochs
 def test_regularization_matches_the_book_over_three_seeds(capsys):
     """The full 10001 epochs, 3 seeds: the book's 0.947 training and 0.830 validation
     accuracy, within the band that two faithful runs differ by (docs/book.md), widened for the

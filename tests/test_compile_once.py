@@ -245,7 +245,7 @@ def test_vmap_over_rates_strengths_and_learning_rates_equals_separate_runs():
 # --- programs that compile with purenn's CPU options ------------------------------------
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 def test_init_and_data_give_the_same_bits_alone_and_inside_a_users_jit():
     """``model.init`` and the data sets compile on their own with
     ``partition.CPU_COMPILER_OPTIONS``; JAX takes no compiler options inside another

@@ -36,7 +36,8 @@ def eager_vertical(key, samples, classes):
     return noise + centres, jnp.repeat(jnp.arange(classes, dtype=jnp.int32), samples)
 
 
-@pytest.mark.parametrize("samples,classes", [(100, 3), (1000, 3), (100, 2)])
+@pytest.mark.users_codegen
+@pytest.mark.parametrize("samples,classes", [(100, 3), (1000, 2)])
 def test_data_sets_are_bit_for_bit_the_operations_run_one_by_one(samples, classes, x64):
     for seed in range(3):
         key = experiments.seed_keys(seed)[0]  # the CLI's training-data key

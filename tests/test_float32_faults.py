@@ -186,7 +186,7 @@ def _same_history(error_history, history):
         np.testing.assert_array_equal(error_history[name], values)
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 @pytest.mark.parametrize("x64", MODES)
 def test_a_fault_only_the_final_check_sees_is_found_at_its_epoch(x64):
     """Every loss stays finite; the optimizer state becomes inf at epoch 37, inside the
@@ -222,7 +222,7 @@ def test_a_fault_only_the_final_check_sees_is_found_at_its_epoch(x64):
         _same_bits((error.params, error.opt_state), result.state[:2])
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 @pytest.mark.parametrize("x64", MODES)
 def test_a_loss_that_fails_first_in_a_chunk_goes_back_to_the_chunk_before(x64):
     """Epoch 10's update makes huge, finite params: the chunk of epochs 1 to 10 is sound,

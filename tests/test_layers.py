@@ -26,6 +26,7 @@ def test_dense_params_and_output_shapes(key, n_in, n_out, n):
     assert out.shape == (n, n_out)
 
 
+@pytest.mark.users_codegen
 def test_dense_init_is_the_books_scaled_normal(key):
     weights = np.asarray(pn.dense(100, 100).init(key)["weights"])
     assert weights.dtype == np.float32
@@ -180,7 +181,7 @@ def eager_init(model, key):
     return ()
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 @pytest.mark.parametrize("hidden,outputs", [(64, 3), (512, 1)])  # the book's sizes
 def test_init_is_bit_for_bit_the_eager_operations(hidden, outputs, x64):
     model = pn.serial(pn.dense(2, hidden, weight_l2=5e-4, bias_l2=5e-4), pn.relu(),

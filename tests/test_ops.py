@@ -138,6 +138,7 @@ def test_dropout_rate_zero_is_the_identity(key):
     assert np.array_equal(pn.ops.dropout(x, key, 0.0), x)
 
 
+@pytest.mark.users_codegen
 def test_dropout_with_a_traced_rate_is_the_same_op(key):
     # A rate passed into jit (a model's leaf) takes another branch for 0 (no mask drawn)
     # and the masked one otherwise; under vmap both run. Same values and gradients.

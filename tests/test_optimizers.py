@@ -412,6 +412,7 @@ def eager_state(rule, params):
     optim.adam(0.02, decay=5e-7), optim.adam(0.05, decay=5e-5), optim.sgd(1.0, decay=1e-3),
     optim.rmsprop(optim.exponential_decay(0.01, 0.5, 100), decay=1e-4)],
     ids=["adam-book", "adam-fast", "sgd-decay", "rmsprop-schedule"])
+@pytest.mark.users_codegen
 def test_init_state_is_bit_for_bit_the_eager_state(rule, x64):
     params = pn.serial(pn.dense(2, 64), pn.relu(), pn.dense(64, 3)).init(jax.random.key(0))
     got, want = rule.init(params), eager_state(rule, params)

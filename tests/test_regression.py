@@ -192,7 +192,7 @@ def test_the_plot_draws_the_fitted_curve_over_the_data(short_run):
 
 
 @pytest.mark.slow
-@pytest.mark.users_compiler  # 10001 epochs
+@pytest.mark.optimized  # 10001 epochs
 def test_book_regression_lands_near_the_books_result():
     result = experiments.run(experiments.BOOK["regression"].config, 0, log_fn=None,
                              progress=False)

@@ -103,7 +103,7 @@ def test_run_grid_trains_every_cell_for_every_seed(results):
     assert len({r.metrics["train_loss"] for r in results}) == len(results)
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 @pytest.mark.parametrize("index", [0, 6])  # (0, 0), seed 0; (5e-4, 0.1), seed 0
 def test_each_run_is_the_run_purenn_train_makes(results, index):
     # Cells with dropout 0 run with a dropout layer at rate 0 (one structure for the

@@ -42,7 +42,7 @@ def test_random_bits_are_jax_randoms(shape):
         threefry.random_bits(_data(key), shape, 16)
 
 
-@pytest.mark.users_compiler
+@pytest.mark.users_codegen
 def test_seed_keys_and_data_compile_no_random_draw(x64, monkeypatch):
     """The keys of a seed compile nothing, a data set no program that draws (only the
     small ones that shape the bits), and both are what ``jax.random`` draws: the same

@@ -1,0 +1,143 @@
+"""How the tests compile, and the tests that run in a subprocess compiling otherwise.
+
+The session compiles with two XLA flags users do not set (``SESSION_FLAGS``): no LLVM
+optimization, and XLA:CPU's older fusion emitters, which compile the training loops about
+three times faster than the default ones. Neither changes what a program computes, only
+how its machine code is made, and the comparisons with the NumPy reference have
+tolerances. Two kinds of test are marked to run otherwise (``SUBPROCESS_FLAGS``):
+
+- ``users_codegen``: bits that two *different* programs share, which depend on the code
+  generator: the lean loop and its checked replay, a run with a dropout layer of rate 0
+  and one without, a data set's or an initializer's program and the eager operations,
+  ``jit_program``'s options and a plain jit. purenn promises them as users compile, so
+  they run with XLA's default emitters (at the session's LLVM level: IEEE arithmetic,
+  without fast math, rounds alike at every level);
+- ``optimized``: the runs of thousands of epochs (the book's full runs), about twice as
+  fast in CPU with XLA's defaults, compiling included.
+
+The tests of one mark run in one subprocess, ``python -m pytest NODEIDS``, started by the
+first of them to run; each then reports its own outcome from that run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+SESSION_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+SUBPROCESS_FLAGS = {  # mark -> the XLA flags its subprocess adds to the environment's
+    "users_codegen": ("--xla_backend_optimization_level=0",),
+    "optimized": (),
+}
+MARKS_HELP = {
+    "users_codegen": "compares the bits of two different programs: runs in a subprocess "
+                     "with XLA's default emitters (tests/compiling.py)",
+    "optimized": "runs thousands of epochs: runs in a subprocess that compiles with XLA's "
+                 "defaults (tests/compiling.py)",
+}
+
+_MODE = "PURENN_TEST_SUBPROCESS"  # the mark whose tests this subprocess runs
+_OUTCOMES = "PURENN_TEST_OUTCOMES"  # the JSON file the subprocess writes its outcomes to
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_mark() -> str | None:
+    """The mark whose tests this process runs, if it is one of the subprocesses."""
+    return os.environ.get(_MODE)
+
+
+def xla_flags(flags: str) -> str:
+    """The environment's XLA ``flags`` with this process's own: ``SESSION_FLAGS``, or
+    those of the mark whose subprocess it is."""
+    mark = subprocess_mark()
+    own = SESSION_FLAGS if mark is None else SUBPROCESS_FLAGS[mark]
+    return " ".join(dict.fromkeys([*flags.split(), *own]))
+
+
+def _run_subprocess(mark: str, nodeids: list[str]) -> dict:
+    """``{nodeid: {"outcome": ..., "text": ...}}`` of ``nodeids`` run by pytest in the
+    subprocess of ``mark``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "outcomes.json")
+        env = dict(os.environ, **{_MODE: mark, _OUTCOMES: path})
+        env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
+                                    if flag not in SESSION_FLAGS)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               *nodeids], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=1800)
+        if not os.path.exists(path):
+            pytest.fail(f"the {mark} subprocess wrote no outcomes (exit code "
+                        f"{done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}",
+                        pytrace=False)
+        with open(path) as file:
+            return json.load(file)
+
+
+class ParentSession:
+    """The hooks of the session that sends its marked tests to the subprocesses: the
+    first test of a mark to run starts its subprocess, for all of them."""
+
+    def __init__(self):
+        self.outcomes: dict = {}  # mark -> {nodeid: outcome}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem):
+        mark = _mark_of(pyfuncitem)
+        if mark is None:
+            return None
+        if mark not in self.outcomes:
+            self.outcomes[mark] = {}  # started once: if it fails, this test shows why
+            self.outcomes[mark] = _run_subprocess(
+                mark, [item.nodeid for item in pyfuncitem.session.items
+                       if _mark_of(item) == mark])
+        outcome = self.outcomes[mark].get(pyfuncitem.nodeid, {
+            "outcome": "failed", "text": "not run by the subprocess"})
+        if outcome["outcome"] == "skipped":
+            pytest.skip(outcome["text"])
+        if outcome["outcome"] != "passed":
+            pytest.fail(f"in the {mark} subprocess:\n{outcome['text']}", pytrace=False)
+        return True
+
+
+def _mark_of(item) -> str | None:
+    """The subprocess mark ``item`` carries, if any."""
+    return next((mark for mark in SUBPROCESS_FLAGS if item.get_closest_marker(mark)), None)
+
+
+class SubprocessSession:
+    """The hooks of the subprocess: it records each test's outcome and writes them all
+    to the file the parent named."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.outcomes: dict = {}
+
+    def pytest_runtest_logreport(self, report):
+        recorded = self.outcomes.get(report.nodeid)
+        if report.failed:
+            self.outcomes[report.nodeid] = {"outcome": "failed", "text": report.longreprtext}
+        elif report.skipped and recorded is None:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else \
+                report.longreprtext
+            self.outcomes[report.nodeid] = {"outcome": "skipped", "text": reason}
+        elif report.when == "call" and recorded is None:
+            self.outcomes[report.nodeid] = {"outcome": "passed", "text": ""}
+
+    def pytest_sessionfinish(self, session):
+        with open(self.path, "w") as file:
+            json.dump(self.outcomes, file)
+
+
+def register(config) -> None:
+    """Add the marks and this session's hooks (the parent's or a subprocess's)."""
+    for mark, help_text in MARKS_HELP.items():
+        config.addinivalue_line("markers", f"{mark}: {help_text}")
+    if subprocess_mark() is None:
+        config.pluginmanager.register(ParentSession())
+    elif os.environ.get(_OUTCOMES):
+        config.pluginmanager.register(SubprocessSession(os.environ[_OUTCOMES]))
