@@ -4,7 +4,7 @@ The session compiles with two XLA flags users do not set (``SESSION_FLAGS``): no
 optimization, and XLA:CPU's older fusion emitters, which compile the training loops about
 three times faster than the default ones. Neither changes what a program computes, only
 how its machine code is made, and the comparisons with the NumPy reference have
-tolerances. Two kinds of test are marked to run otherwise (``SUBPROCESS_FLAGS``):
+tolerances. Two kinds of test are marked to run otherwise (``MARKS``):
 
 - ``users_codegen``: bits that two *different* programs share, which depend on the code
   generator: the lean loop and its checked replay, a run with a dropout layer of rate 0
@@ -30,15 +30,13 @@ import tempfile
 import pytest
 
 SESSION_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-SUBPROCESS_FLAGS = {  # mark -> the XLA flags its subprocess adds to the environment's
-    "users_codegen": ("--xla_backend_optimization_level=0",),
-    "optimized": (),
-}
-MARKS_HELP = {
-    "users_codegen": "compares the bits of two different programs: runs in a subprocess "
-                     "with XLA's default emitters (tests/compiling.py)",
-    "optimized": "runs thousands of epochs: runs in a subprocess that compiles with XLA's "
-                 "defaults (tests/compiling.py)",
+# mark -> (the XLA flags its subprocess adds to the environment's, what the mark is for)
+MARKS = {
+    "users_codegen": (("--xla_backend_optimization_level=0",),
+                      "compares the bits of two different programs: runs in a subprocess "
+                      "with XLA's default emitters (tests/compiling.py)"),
+    "optimized": ((), "runs thousands of epochs: runs in a subprocess that compiles with "
+                      "XLA's defaults (tests/compiling.py)"),
 }
 
 _MODE = "PURENN_TEST_SUBPROCESS"  # the mark whose tests this subprocess runs
@@ -55,8 +53,14 @@ def xla_flags(flags: str) -> str:
     """The environment's XLA ``flags`` with this process's own: ``SESSION_FLAGS``, or
     those of the mark whose subprocess it is."""
     mark = subprocess_mark()
-    own = SESSION_FLAGS if mark is None else SUBPROCESS_FLAGS[mark]
+    own = SESSION_FLAGS if mark is None else MARKS[mark][0]
     return " ".join(dict.fromkeys([*flags.split(), *own]))
+
+
+def with_devices(count: int) -> str:
+    """This process's XLA flags and ``count`` virtual CPU devices, for a child that needs
+    them (the device count of a process is fixed when JAX starts)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}"
 
 
 def _run_subprocess(mark: str, nodeids: list[str]) -> dict:
@@ -106,7 +110,7 @@ class ParentSession:
 
 def _mark_of(item) -> str | None:
     """The subprocess mark ``item`` carries, if any."""
-    return next((mark for mark in SUBPROCESS_FLAGS if item.get_closest_marker(mark)), None)
+    return next((mark for mark in MARKS if item.get_closest_marker(mark)), None)
 
 
 class SubprocessSession:
@@ -135,7 +139,7 @@ class SubprocessSession:
 
 def register(config) -> None:
     """Add the marks and this session's hooks (the parent's or a subprocess's)."""
-    for mark, help_text in MARKS_HELP.items():
+    for mark, (_, help_text) in MARKS.items():
         config.addinivalue_line("markers", f"{mark}: {help_text}")
     if subprocess_mark() is None:
         config.pluginmanager.register(ParentSession())

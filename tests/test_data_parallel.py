@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import purenn as pn
+from tests.compiling import with_devices
 from tests.fresh_process import book_data, book_model
 
 DEVICES, EPOCHS, BATCH_SIZE = 4, 5, 64
@@ -64,8 +65,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def result():
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
-        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}"))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=with_devices(DEVICES))
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(DEVICES), str(EPOCHS),
                            str(BATCH_SIZE)], capture_output=True, text=True, env=env,
                           timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))

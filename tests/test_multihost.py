@@ -3,7 +3,6 @@
 prints the log."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.compiling import with_devices
 from tests.fresh_process import without_compilation_cache
 
 WORKER = Path(__file__).with_name("multihost_worker.py")
@@ -26,8 +26,7 @@ def _free_port() -> int:
 def _env(devices: int) -> dict:
     # no persistent cache: processes joined by jax.distributed compile side by side
     env = dict(without_compilation_cache(), JAX_PLATFORMS="cpu", PURENN_NO_CACHE="1",
-               XLA_FLAGS=(f"{os.environ.get('XLA_FLAGS', '')} "
-                          f"--xla_force_host_platform_device_count={devices}"))
+               XLA_FLAGS=with_devices(devices))
     env.pop("JAX_ENABLE_X64", None)
     return env
 

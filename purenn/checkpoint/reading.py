@@ -182,9 +182,9 @@ def to_jax(tensor: Tensor, name: str, where: str, sharding=None) -> jax.Array:
                              f"would truncate to {canonical} because jax_enable_x64 is off; "
                              f"turn it on before loading: "
                              f"jax.config.update('jax_enable_x64', True)")
-        value = jax.device_put(data)  # a transfer: jnp.asarray compiles a copy per shape
-        if tensor.weak_type:
-            value = _weakly_typed(value)
+        # one transfer, onto the devices asked for (jnp.asarray compiles a copy per shape)
+        value = jax.device_put(data, sharding)
+        return _weakly_typed(value) if tensor.weak_type else value
     return value if sharding is None else jax.device_put(value, sharding)
 
 
