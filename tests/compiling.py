@@ -1,10 +1,12 @@
 """How the tests compile, and the tests that run in a subprocess compiling otherwise.
 
-The session compiles with two XLA flags users do not set (``SESSION_FLAGS``): no LLVM
-optimization, and XLA:CPU's older fusion emitters, which compile the training loops about
-three times faster than the default ones. Neither changes what a program computes, only
-how its machine code is made, and the comparisons with the NumPy reference have
-tolerances. Two kinds of test are marked to run otherwise (``MARKS``):
+The session compiles with three XLA flags users do not set (``SESSION_FLAGS``): no LLVM
+optimization; XLA:CPU's older fusion emitters, which compile the training loops about
+three times faster than the default ones; and each program's LLVM module compiled whole,
+not split into parts for parallel code generation (a fifth less CPU with the older
+emitters' one module per program). None changes what a program computes, only how its
+machine code is made, and the comparisons with the NumPy reference have tolerances.
+Two kinds of test are marked to run otherwise (``MARKS``):
 
 - ``users_codegen``: bits that two *different* programs share, which depend on the code
   generator: the lean loop and its checked replay, a run with a dropout layer of rate 0
@@ -29,7 +31,8 @@ import tempfile
 
 import pytest
 
-SESSION_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+SESSION_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
+                 "--xla_cpu_parallel_codegen_split_count=1")
 # mark -> (the XLA flags its subprocess adds to the environment's, what the mark is for)
 MARKS = {
     "users_codegen": (("--xla_backend_optimization_level=0",),
