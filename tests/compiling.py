@@ -23,6 +23,7 @@ first of them to run; each then reports its own outcome from that run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -60,6 +61,21 @@ def xla_flags(flags: str) -> str:
     return " ".join(dict.fromkeys([*flags.split(), *own]))
 
 
+def one_core() -> None:
+    """Run this process's threads, and the subprocesses it starts, on one core (where the
+    system lets a process choose, as Linux does). XLA's and OpenBLAS's worker threads
+    wait for work by spinning: on the tests' small programs they spend more CPU than
+    they save (about a tenth of the suite's). Each session takes a core by its process
+    id, so that sessions run side by side spread over the cores."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    core = {cores[os.getpid() % len(cores)]}
+    for thread in os.listdir("/proc/self/task"):  # the threads started before this call
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(thread), core)
+
+
 def with_devices(count: int) -> str:
     """This process's XLA flags and ``count`` virtual CPU devices, for a child that needs
     them (the device count of a process is fixed when JAX starts)."""
@@ -74,9 +90,10 @@ def _run_subprocess(mark: str, nodeids: list[str]) -> dict:
         env = dict(os.environ, **{_MODE: mark, _OUTCOMES: path})
         env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
                                     if flag not in SESSION_FLAGS)
+        # without Hypothesis's plugin (a second of start-up): no marked test uses it
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *nodeids], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=1800)
+                               "-p", "no:hypothesispytest", *nodeids], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=1800)
         if not os.path.exists(path):
             pytest.fail(f"the {mark} subprocess wrote no outcomes (exit code "
                         f"{done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}",

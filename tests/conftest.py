@@ -32,6 +32,7 @@ jax.config.update("jax_enable_x64", False)  # whatever the environment says
 # XLA's defaults, each kind in one subprocess (tests/compiling.py). Benchmarks and users
 # compile with XLA's defaults.
 os.environ["XLA_FLAGS"] = compiling.xla_flags(os.environ.get("XLA_FLAGS", ""))
+compiling.one_core()  # before JAX makes its thread pool
 
 # A shell starts a background job with SIGINT ignored, and the tests' subprocesses would
 # inherit that: the tests of Ctrl-C need it to work as in a terminal.
