@@ -71,9 +71,13 @@ def one_core() -> None:
         return
     cores = sorted(os.sched_getaffinity(0))
     core = {cores[os.getpid() % len(cores)]}
-    for thread in os.listdir("/proc/self/task"):  # the threads started before this call
+    try:  # every thread of the process; the threads started later take this one's core
+        threads = [int(thread) for thread in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for thread in threads:
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(int(thread), core)
+            os.sched_setaffinity(thread, core)
 
 
 def with_devices(count: int) -> str:
