@@ -1,4 +1,5 @@
-"""How the tests compile, and the tests that run in a subprocess compiling otherwise.
+"""How the tests compile and run, and the tests that run in a subprocess compiling
+otherwise. The session, and every process it starts, runs on one core (``one_core``).
 
 The session compiles with three XLA flags users do not set (``SESSION_FLAGS``): no LLVM
 optimization; XLA:CPU's older fusion emitters, which compile the training loops about
