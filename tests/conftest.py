@@ -25,12 +25,8 @@ from tests import compiling
 
 jax.config.update("jax_enable_x64", False)  # whatever the environment says
 
-# Compiling is most of the suite's CPU time: the tests, and the subprocesses they start,
-# compile without LLVM's optimizations and with XLA:CPU's older fusion emitters, which
-# change how machine code is made, not what it computes. The tests of bits that two
-# different programs share run with the default emitters, and the book's full runs with
-# XLA's defaults, each kind in one subprocess (tests/compiling.py). Benchmarks and users
-# compile with XLA's defaults.
+# How the session compiles and runs (XLA flags, one core), and the tests that run in a
+# subprocess compiling otherwise: tests/compiling.py.
 os.environ["XLA_FLAGS"] = compiling.xla_flags(os.environ.get("XLA_FLAGS", ""))
 compiling.one_core()  # before JAX makes its thread pool
 

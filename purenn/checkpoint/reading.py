@@ -173,19 +173,18 @@ def _spec(tensor: Tensor, name: str, where: str):
 
 def to_jax(tensor: Tensor, name: str, where: str, sharding=None) -> jax.Array:
     data = tensor.data
-    if tensor.prng_impl is not None:
-        value = jax.random.wrap_key_data(jax.device_put(data), impl=tensor.prng_impl)
-    else:
-        canonical = jax.dtypes.canonicalize_dtype(data.dtype)
-        if canonical != data.dtype:
-            raise ValueError(f"{where}: tensor {show(name)} is {data.dtype}, which JAX "
-                             f"would truncate to {canonical} because jax_enable_x64 is off; "
-                             f"turn it on before loading: "
-                             f"jax.config.update('jax_enable_x64', True)")
-        # one transfer, onto the devices asked for (jnp.asarray compiles a copy per shape)
-        value = jax.device_put(data, sharding)
-        return _weakly_typed(value) if tensor.weak_type else value
-    return value if sharding is None else jax.device_put(value, sharding)
+    if tensor.prng_impl is not None:  # placed after wrapping: its data has one more axis
+        key = jax.random.wrap_key_data(jax.device_put(data), impl=tensor.prng_impl)
+        return key if sharding is None else jax.device_put(key, sharding)
+    canonical = jax.dtypes.canonicalize_dtype(data.dtype)
+    if canonical != data.dtype:
+        raise ValueError(f"{where}: tensor {show(name)} is {data.dtype}, which JAX "
+                         f"would truncate to {canonical} because jax_enable_x64 is off; "
+                         f"turn it on before loading: "
+                         f"jax.config.update('jax_enable_x64', True)")
+    # one transfer, onto the devices asked for (jnp.asarray compiles a copy per shape)
+    value = jax.device_put(data, sharding)
+    return _weakly_typed(value) if tensor.weak_type else value
 
 
 def _weakly_typed(value: jax.Array) -> jax.Array:
