@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.book_runs import EPOCHS, book_run, params
+from tests.book_runs import EPOCHS, LAST, book_run, params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {
@@ -64,7 +64,7 @@ def test_example_prints_the_books_lines_and_learns(script):
         assert VALIDATION.match(last), last
     matches = [LOG.match(line) for line in logs]
     assert all(matches), [line for line, m in zip(logs, matches) if not m]
-    assert [int(m[1]) for m in matches] == [0, 100]
+    assert [int(m[1]) for m in matches] == [0, LAST]
     losses = [float(m[3]) for m in matches]
     assert losses[-1] < losses[0]
     for m in matches:  # loss = data_loss + reg_loss, to the printed rounding
