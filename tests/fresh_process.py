@@ -9,7 +9,6 @@ and hashes the trained params, which this process must reproduce bit for bit
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -22,28 +21,11 @@ import jax
 import numpy as np
 
 import purenn as pn
+from tests.counting import COMPILE_EVENT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 EPOCHS, LOG_EVERY = 201, 100  # chunks of 100, 100 and 1 epochs: one program
 KEYS = (5, 6)  # the fit keys of the child's runs
-
-
-@contextlib.contextmanager
-def compiles():
-    """Collect ``(function name, seconds)`` of every program XLA compiles in the block, in
-    this process (the tests that count compiles share it)."""
-    seen = []
-
-    def listener(event, seconds, **kwargs):
-        if event == COMPILE_EVENT:
-            seen.append((kwargs.get("fun_name", "?"), seconds))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def book_model(*, weight_l2=5e-4, bias_l2=5e-4, rate=0.1):

@@ -9,7 +9,7 @@ import pytest
 
 from purenn import cli, experiments
 from purenn.cli import memory
-from tests import fresh_process
+from tests import counting
 
 WIDE = ["train", "--hidden", "3000", "3000", "--epochs", "2"]
 
@@ -44,7 +44,7 @@ def test_the_memory_check_adds_no_compile_to_a_run(monkeypatch, capsys):
     monkeypatch.setattr(memory, "measure_memory",
                         lambda *a, measure=memory.measure_memory, **k: analysed.append(1)
                         or measure(*a, **k))
-    with fresh_process.compiles() as seen:
+    with counting.compiles() as seen:
         assert cli.main(argv) == 0
     assert analysed == [1]
     assert [name for name, _ in seen].count("jit(_run_program)") == 1

@@ -19,7 +19,8 @@ import purenn as pn
 from purenn import experiments
 from purenn.partition import combine, partition
 from tests import fresh_process
-from tests.fresh_process import book_model, compiles
+from tests.counting import compiles, is_eager_op
+from tests.fresh_process import book_model
 
 CCE = pn.losses.softmax_categorical_crossentropy
 
@@ -147,12 +148,6 @@ def test_fits_that_differ_in_hyperparameter_values_compile_nothing():
         data_loss.setdefault(rate, set()).add(float(history["data_loss"][0]))
     assert all(len(losses) == 1 for losses in data_loss.values()), data_loss
     assert len(set.union(*data_loss.values())) == len(data_loss) == 4
-
-
-def is_eager_op(name: str) -> bool:
-    """``jit(multiply)``: one jax.numpy or jax.lax operation run outside jit."""
-    inner = name[len("jit("):-1] if name.startswith("jit(") else name
-    return any(hasattr(module, inner) for module in (jax.numpy, jax.lax, jax.random))
 
 
 def test_a_first_fit_in_a_fresh_process_compiles_one_training_program():

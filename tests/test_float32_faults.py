@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import purenn as pn
-from tests.fresh_process import compiles
+from tests.counting import compiles
 
 CCE = pn.losses.softmax_categorical_crossentropy
 MODES = [pytest.param(False, id="float32"), pytest.param(True, id="float64")]

@@ -16,7 +16,7 @@ import pytest
 import purenn as pn
 from purenn import cli
 from purenn.cli import options
-from tests.test_layers import init_programs
+from tests.counting import init_programs
 
 
 def bits(a):

@@ -11,6 +11,7 @@ import pytest
 
 import purenn as pn
 from purenn import pytrees
+from tests.counting import init_programs
 
 
 # Sizes of the book's models (and data), which other tests compile too.
@@ -139,13 +140,6 @@ def test_serial_under_jit_equals_eager(key):
 
 
 # --- init: one compiled program per structure ------------------------------------------
-
-
-def init_programs() -> int:
-    """How many programs ``compiled_method`` holds (layers' and optimizers' inits). The
-    jitted function is private to purenn.partition: its cache size is the count."""
-    from purenn.partition import _method_program  # private: see the docstring
-    return _method_program._cache_size()
 
 
 def test_models_of_one_structure_share_one_init_program(key):

@@ -14,6 +14,7 @@ import pytest
 
 import purenn as pn
 from purenn import optimizers as optim
+from tests.counting import init_programs
 from tests.reference import book
 from tests.reference.loop import book_train
 
@@ -371,13 +372,6 @@ def test_state_is_the_documented_named_tuple(name, x64):
 
 
 # --- init: one compiled program per structure -------------------------------------------
-
-
-def init_programs() -> int:
-    """How many programs ``compiled_method`` holds (layers' and optimizers' inits). The
-    jitted function is private to purenn.partition: its cache size is the count."""
-    from purenn.partition import _method_program  # private: see the docstring
-    return _method_program._cache_size()
 
 
 def test_optimizers_of_one_structure_share_one_init_program():

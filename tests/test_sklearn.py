@@ -35,8 +35,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from purenn.sklearn import Classifier, Regressor  # noqa: E402
-from tests.fresh_process import compiles  # noqa: E402
-from tests.test_compile_once import is_eager_op  # noqa: E402
+from tests.counting import compiles, is_eager_op  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

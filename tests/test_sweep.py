@@ -6,10 +6,7 @@ and the vmapped path (what accelerators run) must agree with the sequential one.
 library tests run in float64 (conftest); the command runs in float32, as users run it.
 """
 
-import contextlib
-import csv
 import dataclasses
-import io
 import math
 import os
 import re
@@ -27,7 +24,8 @@ import purenn as pn
 from purenn import cli, experiments, plotting, sweep
 from purenn.cli import options
 from purenn.experiments import Config
-from tests.fresh_process import compiles
+from tests.cli_calls import ERROR, call, read_csv
+from tests.counting import compiles
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 51
@@ -40,7 +38,6 @@ HEADER = ["weight_l2", "dropout", "seed", "train_loss", "train_accuracy", "val_l
           "val_accuracy", "command"]
 LOG = re.compile(r"^epoch: (\d+), acc: (\d\.\d{3}), loss: (\d+\.\d{3}) .*")
 VALIDATION = re.compile(r"^validation, acc: (\d\.\d{3}), loss: (\d+\.\d{3})$")
-ERROR = re.compile(r"^purenn( sweep)?: error: .+ \(see .purenn( sweep)? --help.\)$")
 
 
 # --- the library ------------------------------------------------------------------------
@@ -266,24 +263,6 @@ def test_one_compile_per_structure():
 
 
 # --- the command ----------------------------------------------------------------------
-
-
-def call(argv):
-    """``purenn <argv>`` in this process, in float32 as users run it: (code, out, err)."""
-    out, err = io.StringIO(), io.StringIO()
-    with jax.enable_x64(False), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exit_info:
-            code = exit_info.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def read_csv(path):
-    with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    return rows[0], [dict(zip(rows[0], row)) for row in rows[1:]]
 
 
 @pytest.fixture(scope="module")

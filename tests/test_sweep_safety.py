@@ -22,7 +22,7 @@ from purenn import grids, sweep
 from purenn.cli.lock import LOCK, FolderLock, Holder, LockHeld
 from purenn.cli.runs_csv import UNPARSED
 from purenn.experiments import Config
-from tests.test_sweep import ERROR, call, read_csv
+from tests.cli_calls import ERROR, call, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = Config(validation_samples=20, optimizer_args=(("learning_rate", 0.02),), epochs=11)

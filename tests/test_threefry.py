@@ -7,7 +7,7 @@ import pytest
 
 import purenn as pn
 from purenn import experiments, threefry
-from tests.fresh_process import compiles
+from tests.counting import compiles
 
 
 def _data(key):
