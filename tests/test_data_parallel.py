@@ -2,75 +2,25 @@
 a mesh, in a subprocess, against the same ``fit`` on this process's one device, in float32.
 
 The device count of a process is fixed when JAX starts, so the mesh runs in a subprocess
-with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``. The run is the book's model on
-300 samples in minibatches of 64: batches of 64 and 44 rows, each split over the devices;
-on this side it is the program that ``tests/test_train.py`` and ``tests/test_resume.py``
-compile too.
+with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``: the one-process run of
+tests/multihost_worker.py, which the multi-host test compares with. The run is the book's
+model on 300 samples in minibatches of 64: batches of 64 and 44 rows, each split over the
+devices; on this side it is the program that ``tests/test_train.py`` and
+``tests/test_resume.py`` compile too.
 """
-
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import jax
 import numpy as np
 import pytest
 
 import purenn as pn
-from tests.compiling import with_devices
 from tests.fresh_process import book_data, book_model
-
-DEVICES, EPOCHS, BATCH_SIZE = 4, 5, 64
-
-SCRIPT = textwrap.dedent("""
-    import json, sys
-    import jax, numpy as np
-    import purenn as pn
-    from tests.fresh_process import book_data, book_model
-
-    devices, epochs, batch_size = map(int, sys.argv[1:])
-    assert jax.device_count() == devices, jax.devices()
-    X, y, _ = book_data()
-    model, loss = book_model(), pn.losses.softmax_categorical_crossentropy
-    opt = pn.optimizers.adam(learning_rate=0.05, decay=5e-5)
-    params = model.init(jax.random.key(2))
-    mesh = jax.make_mesh((devices,), ("data",))
-    result = {"axis_types": str(mesh.axis_types)}
-
-    fitted, _, history = pn.fit(model, loss, opt, params, X, y, key=jax.random.key(3),
-                                epochs=epochs, batch_size=batch_size, log_fn=None, mesh=mesh)
-    result["loss"] = history["loss"].tolist()
-    result["params"] = [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(fitted)]
-    result["param_devices"] = [len(leaf.sharding.device_set)
-                               for leaf in jax.tree.leaves(fitted)]
-
-    # A one-layer model's sharded step (quick to compile): its program sums the gradients
-    # over the devices; a batch that does not divide over them is refused.
-    tiny, sgd = pn.serial(pn.dense(2, 3)), pn.optimizers.sgd()
-    tiny_params = tiny.init(jax.random.key(0))
-    sharded = pn.train_step(tiny, loss, sgd, mesh=mesh)
-    hlo = sharded.lower(tiny_params, sgd.init(tiny_params), X, y,
-                        jax.random.key(0)).compile().as_text()
-    result["all_reduce"] = "all-reduce" in hlo
-    try:
-        sharded(tiny_params, sgd.init(tiny_params), X[:-1], y[:-1], jax.random.key(0))
-        result["uneven"] = "no error"
-    except ValueError as err:
-        result["uneven"] = str(err)
-    print(json.dumps(result))
-""")
+from tests.multihost_worker import BATCH_SIZE, DEVICES, EPOCHS, single_process
 
 
 @pytest.fixture(scope="module")
 def result():
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=with_devices(DEVICES))
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(DEVICES), str(EPOCHS),
-                           str(BATCH_SIZE)], capture_output=True, text=True, env=env,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return single_process()["data_parallel"]
 
 
 def test_the_mesh_gives_the_single_device_losses_and_params(result):
