@@ -265,9 +265,9 @@ class Config:
         """``make_datasets``'s ``(X, y, validation)`` as ``jax.ShapeDtypeStruct``s:
         nothing drawn, read or computed (a file's shapes are those read at
         construction)."""
-        if not self.is_file:
-            key = jax.random.key(0)
-            return jax.eval_shape(lambda: self._unscaled_datasets(key, key))
+        if not self.is_file:  # the key made inside the trace: nothing compiles
+            return jax.eval_shape(lambda: self._unscaled_datasets(jax.random.key(0),
+                                                                  jax.random.key(0)))
         data = self._file_data()
 
         def shape(array, rows):

@@ -28,13 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import purenn as pn
 from purenn import threefry, train
 from purenn.configs import BOOK, DATA, OPTIMIZERS, REGRESSION_DATA, Config, Experiment
-from purenn.partition import jit_program
+from purenn.partition import BoundProgram, combine, jit_program
 from purenn.progress import progress_bar
 from purenn.pytrees import stack, unstack
 
@@ -217,6 +216,15 @@ class SeedsDivergedError(FloatingPointError):
     """Some seeds' loss became NaN or inf."""
 
 
+@functools.partial(jit_program, static_argnums=(0, 1))
+def _stacked_init_program(static, stacked, dynamic, params):
+    """The optimizer states of stacked runs, one program: ``init`` vmapped over the run
+    axis of ``params`` (and of the optimizer's hyperparameters when ``stacked``)."""
+    if stacked:
+        return jax.vmap(lambda d, p: combine(d, static).init(p))(dynamic, params)
+    return jax.vmap(combine(dynamic, static).init)(params)
+
+
 def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
               batch_size: int | None = None, progress: bool | None = None,
               stacked: bool = False):
@@ -237,10 +245,7 @@ def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
     Raises SeedsDivergedError when the loss of some run stops being finite.
     """
     accuracy = train.default_accuracy(loss)
-    if stacked:
-        opt_state = jax.vmap(lambda o, p: o.init(p))(optimizer, params)
-    else:
-        opt_state = jax.vmap(optimizer.init)(params)
+    opt_state = BoundProgram(_stacked_init_program, optimizer, stacked)(params)
     program = train.runs_program(train.Components(model, loss, optimizer, accuracy),
                                  batch_size, stacked=stacked)
     state = train.RunState(params, opt_state, params, opt_state)
@@ -290,8 +295,8 @@ class Seeds(NamedTuple):
                    for name, values in self.history.items()}
         validation = (None if self.validation is None else
                       {name: float(v[i]) for name, v in self.validation.items()})
-        return Run(self.seeds[i], self.model, unstack(self.params, i), unstack(self.opt_state, i),
-                   self.X[i], self.y[i], history, validation)
+        params, opt_state, X, y = unstack((self.params, self.opt_state, self.X, self.y), i)
+        return Run(self.seeds[i], self.model, params, opt_state, X, y, history, validation)
 
 
 def default_mode() -> str:
@@ -317,12 +322,12 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
     seeds = list(seeds)
     model, loss, optimizer = components(config)
     inputs = [_inputs(config, seed, model) for seed in seeds]
-    X, y = stack([i[0] for i in inputs]), stack([i[1] for i in inputs])
+    X, y = stack([i[:2] for i in inputs])
     validation_sets = [i[2] for i in inputs]
     if mode == "vmap":
+        initial, keys = stack([i[3:] for i in inputs])
         params, opt_state, history = fit_seeds(
-            model, loss, optimizer, stack([i[3] for i in inputs]), X, y,
-            keys=jnp.stack([i[4] for i in inputs]), epochs=config.epochs,
+            model, loss, optimizer, initial, X, y, keys=keys, epochs=config.epochs,
             batch_size=config.batch_size, progress=progress)
     elif mode == "sequential":
         results = []
@@ -336,8 +341,7 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
                     f"training diverged: the loss of seed {seeds[len(results)]} stopped "
                     f"being finite (first at epoch {err.epoch}); lower the learning "
                     f"rate") from None
-        params = stack([r[0] for r in results])
-        opt_state = stack([r[1] for r in results])
+        params, opt_state = stack([r[:2] for r in results])
         history = {"epoch": results[0][2]["epoch"]}
         history.update({name: np.stack([r[2][name] for r in results])
                         for name in results[0][2] if name != "epoch"})
@@ -346,8 +350,7 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
     validation = None
     if config.validation_samples and mode == "vmap":
         evaluator = train.Evaluator(model, loss, train.default_accuracy(loss), runs=True)
-        metrics = evaluator(params, stack([v[0] for v in validation_sets]),
-                            stack([v[1] for v in validation_sets]))
+        metrics = evaluator(params, *stack(validation_sets))
         validation = {name: np.asarray(values) for name, values in metrics.items()}
     elif config.validation_samples:  # exactly what a single run of each seed prints
         metrics = [pn.evaluate(model, loss, r[0], *v) for r, v in zip(results,

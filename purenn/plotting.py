@@ -15,10 +15,10 @@ import os
 from collections.abc import Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from purenn.experiments import mean_std
+from purenn.partition import jit_program
 from purenn.sweep import Cell, format_value
 
 WIDTH, HEIGHT, DPI = 15.0, 4.5, 100  # inches, inches, dots per inch: a 1500 x 450 PNG
@@ -40,7 +40,7 @@ def require_matplotlib() -> None:
 
 @functools.lru_cache(maxsize=16)
 def _predict(model):
-    return jax.jit(lambda params, x: model.apply(params, x))
+    return jit_program(lambda params, x: model.apply(params, x))
 
 
 def decision_grid(model, params, X, *, binary: bool, resolution: int = GRID):
@@ -55,7 +55,9 @@ def decision_grid(model, params, X, *, binary: bool, resolution: int = GRID):
     xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
     ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
     xx, yy = np.meshgrid(xs, ys)
-    points = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], axis=1), dtype=jnp.asarray(X).dtype)
+    # NumPy points in the dtype JAX would give X: the program converts them, nothing eager
+    dtype = jax.dtypes.canonicalize_dtype(X.dtype)
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(dtype)
     output = np.asarray(_predict(model)(params, points))
     classes = (output[:, 0] > 0.5).astype(int) if binary else output.argmax(axis=1)
     return xx, yy, classes.reshape(xx.shape)
@@ -126,7 +128,8 @@ def _draw_fit(ax, run) -> None:
     low, high = float(X.min()), float(X.max())
     margin = 0.1 * max(high - low, 1e-6)
     xs = np.linspace(low - margin, high + margin, GRID)[:, None]
-    outputs = np.asarray(_predict(run.model)(run.params, jnp.asarray(xs, jnp.asarray(X).dtype)))
+    xs = xs.astype(jax.dtypes.canonicalize_dtype(X.dtype))
+    outputs = np.asarray(_predict(run.model)(run.params, xs))
     targets = y.reshape(len(X), -1)
     for j in range(targets.shape[1]):
         ax.scatter(X[:, 0], targets[:, j], s=6, color=_COLOURS[j % len(_COLOURS)], alpha=0.5,

@@ -12,7 +12,8 @@ hyperparameter value compiles nothing new::
         weight_l2: Any = None              # a leaf (None: no leaf, an empty subtree)
 
 ``stack(trees)`` puts equal-structure pytrees on a new leading axis (the run axis of
-vmapped seeds and sweeps); ``unstack(tree, i)`` takes entry ``i`` back out.
+vmapped seeds and sweeps); ``unstack(tree, i)`` takes entry ``i`` back out. Each is one
+compiled program per structure and shapes, not an eager operation per leaf shape.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+
+from purenn.partition import jit_program
 
 __all__ = ["dataclass", "stack", "static", "unstack"]
 
@@ -50,13 +53,23 @@ def dataclass(cls):
         meta_fields=[f.name for f in fields if f.metadata.get(_STATIC, False)])
 
 
+@jit_program
+def _stacked(trees: tuple):
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+@jit_program
+def _entry(tree, i):
+    return jax.tree.map(lambda leaf: leaf[i], tree)
+
+
 def stack(trees: Sequence):
     """Stack equal-structure pytrees leaf by leaf: leaves ``(...)`` become ``(S, ...)``
-    for ``S = len(trees)``."""
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+    for ``S = len(trees)`` (dtypes and weak types as ``jnp.stack`` gives them)."""
+    return _stacked(tuple(trees))
 
 
 def unstack(tree, i: int):
     """Entry ``i`` of a pytree stacked by ``stack``: leaves ``(S, ...)`` become
-    ``(...)``."""
-    return jax.tree.map(lambda leaf: leaf[i], tree)
+    ``(...)``. ``i`` is an argument of the program: every entry shares it."""
+    return _entry(tree, i)

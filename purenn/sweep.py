@@ -375,12 +375,16 @@ def _train_group(members, padding, data: _Data) -> list[Result]:
     inputs = [data.get(config, seed) for _, seed, config in members]
     params = [_initial_params(config, model, seed)
               for (_, seed, config), model in zip(members, models)]
-    keys = jnp.stack([experiments.seed_keys(seed)[3] for _, seed, _ in members])
+    keys = [experiments.seed_keys(seed)[3] for _, seed, _ in members]
+    # every run's pieces on a leading run axis, in one program
+    run_models, run_optimizers, run_params, X, y, run_keys = stack(
+        [(model, optimizer, initial, data_set[0], data_set[1], key) for
+         model, optimizer, initial, data_set, key in
+         zip(models, optimizers, params, inputs, keys)])
     config = members[0][2]
     try:
         trained, _, history = experiments.fit_seeds(
-            stack(models), loss, stack(optimizers), stack(params),
-            stack([i[0] for i in inputs]), stack([i[1] for i in inputs]), keys=keys,
+            run_models, loss, run_optimizers, run_params, X, y, keys=run_keys,
             epochs=config.epochs, batch_size=config.batch_size, progress=False,
             stacked=True)
     except experiments.SeedsDivergedError:
