@@ -4,7 +4,9 @@ program is loaded from a cache).
 
 The child counts the programs its first ``pn.fit`` compiles (``tests/test_compile_once.py``)
 and hashes the trained params, which this process must reproduce bit for bit
-(``tests/test_resume.py``), in float32. It runs once per test session.
+(``tests/test_resume.py``), in float32. Then it says what importing the library pulls in:
+not the command (``tests/test_sweep.py``), not scikit-learn, and what ``purenn.sklearn``
+says without it (``tests/test_sklearn.py``). It runs once per test session.
 """
 
 from __future__ import annotations
@@ -85,7 +87,18 @@ CHILD = textwrap.dedent("""
             phase = f"fit {key}"
             params, _, _ = fp.book_fit(key, data=data)
             digests[str(key)] = fp.digest(params)
-    print(json.dumps({"compiles": compiles, "digests": digests}))
+
+    import sys
+    import purenn.experiments, purenn.plotting, purenn.sweep  # noqa: E401, F401
+    imports = {"cli": sorted(n for n in sys.modules if n.startswith("purenn.cli")),
+               "sklearn": sorted(n for n in ("sklearn", "purenn.sklearn") if n in sys.modules)}
+    sys.modules["sklearn"] = None  # as if scikit-learn were not installed
+    try:
+        import purenn.sklearn  # noqa: F401
+        imports["without_sklearn"] = "imported"
+    except ImportError as err:
+        imports["without_sklearn"] = str(err)
+    print(json.dumps({"compiles": compiles, "digests": digests, "imports": imports}))
 """).replace("COMPILE_EVENT", repr(COMPILE_EVENT))
 
 
@@ -104,8 +117,12 @@ def without_compilation_cache() -> dict:
 @functools.cache
 def child() -> dict:
     """``{"compiles": [[phase, function name, seconds], ...], "digests": {"<key>": sha256
-    of the params}}`` of the child, which runs in float32: phase ``import``, ``data and
-    init`` (the data and one ``init``), then ``fit <key>`` for each of ``KEYS``."""
+    of the params}, "imports": {...}}`` of the child, which runs in float32: phase
+    ``import``, ``data and init`` (the data and one ``init``), then ``fit <key>`` for each
+    of ``KEYS``. ``imports``: the ``purenn.cli`` modules and the scikit-learn modules
+    loaded once ``purenn``, ``purenn.experiments``, ``purenn.plotting`` and
+    ``purenn.sweep`` are, and the error ``import purenn.sklearn`` raises without
+    scikit-learn (``"imported"`` if none)."""
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           cwd=ROOT, timeout=600, env=without_compilation_cache())
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,7 +14,6 @@ import os
 import pickle
 import re
 import runpy
-import subprocess
 import sys
 
 import jax
@@ -35,6 +34,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from purenn.sklearn import Classifier, Regressor  # noqa: E402
+from tests import fresh_process  # noqa: E402
 from tests.counting import compiles, is_eager_op  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,20 +67,12 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 def test_import_purenn_leaves_scikit_learn_out_and_the_module_says_what_it_needs():
-    script = (
-        "import sys\n"
-        "import purenn\n"
-        "assert 'purenn.sklearn' not in sys.modules and 'sklearn' not in sys.modules\n"
-        "sys.modules['sklearn'] = None  # as if scikit-learn were not installed\n"
-        "try:\n"
-        "    import purenn.sklearn\n"
-        "except ImportError as err:\n"
-        "    print(err)\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "purenn.sklearn needs scikit-learn >= 1.6" in done.stdout
-    assert "pip install 'purenn[sklearn]'" in done.stdout
+    # a fresh process (the one tests/fresh_process.py starts) imports the library, then
+    # purenn.sklearn as if scikit-learn were not installed
+    imports = fresh_process.child()["imports"]
+    assert imports["sklearn"] == []
+    assert "purenn.sklearn needs scikit-learn >= 1.6" in imports["without_sklearn"]
+    assert "pip install 'purenn[sklearn]'" in imports["without_sklearn"]
 
 
 def test_a_grid_over_learning_rates_and_strengths_compiles_one_training_program():

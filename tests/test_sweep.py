@@ -24,6 +24,7 @@ import purenn as pn
 from purenn import cli, experiments, plotting, sweep
 from purenn.cli import options
 from purenn.experiments import Config
+from tests import fresh_process
 from tests.cli_calls import ERROR, call, read_csv
 from tests.counting import compiles
 
@@ -177,12 +178,8 @@ def test_plot_sweep_has_a_layout_for_each_shape_of_grid(grid, axes, tmp_path):
 
 
 def test_the_library_does_not_import_the_command():
-    code = ("import sys, purenn, purenn.experiments, purenn.plotting, purenn.sweep; "
-            "print(sorted(name for name in sys.modules if name.startswith('purenn.cli')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    # a fresh process (the one tests/fresh_process.py starts) imports the library
+    assert fresh_process.child()["imports"]["cli"] == []
 
 
 def test_on_result_and_skip(results):
