@@ -71,5 +71,13 @@ def stack(trees: Sequence):
 
 def unstack(tree, i: int):
     """Entry ``i`` of a pytree stacked by ``stack``: leaves ``(S, ...)`` become
-    ``(...)``. ``i`` is an argument of the program: every entry shares it."""
+    ``(...)``. ``i`` is an argument of the program: every entry shares it.
+
+    Raises:
+      IndexError: ``i`` is not in ``[-S, S)``.
+    """
+    leaves = jax.tree.leaves(tree)
+    count = len(leaves[0]) if leaves else 0
+    if not -count <= i < count:
+        raise IndexError(f"unstack: entry {i} of a stack of {count}")
     return _entry(tree, i)

@@ -11,7 +11,7 @@ import pytest
 
 import purenn as pn
 from purenn import pytrees
-from tests.counting import init_programs
+from tests.counting import compiles, init_programs
 
 
 # Sizes of the book's models (and data), which other tests compile too.
@@ -294,6 +294,27 @@ def test_pytrees_dataclass_fields_are_leaves_in_order_and_static_fields_structur
     with pytest.raises(dataclasses.FrozenInstanceError):
         one.gain = 3.0
     assert dataclasses.fields(Scaled)[1].metadata["static"] is True
+
+
+def test_stack_and_unstack_are_one_program_each_and_keep_dtypes():
+    trees = [(Scaled(float(s), bias=s), jnp.full((2, 3), s, jnp.float32),
+              jax.random.key(s)) for s in range(3)]
+    with compiles() as seen:
+        stacked = pytrees.stack(trees)
+        entries = [pytrees.unstack(stacked, i) for i in (0, 1, 2, -1)]
+    assert [name for name, _ in seen] == ["jit(_stacked)", "jit(_entry)"]
+    for leaf, *leaves in zip(jax.tree.leaves(stacked), *map(jax.tree.leaves, trees)):
+        eager = jnp.stack(leaves)
+        assert (leaf.shape, leaf.dtype) == (eager.shape, eager.dtype)
+        assert getattr(leaf, "weak_type", None) == getattr(eager, "weak_type", None)
+    for entry, tree in zip(entries, [*trees, trees[-1]]):
+        assert jax.tree.structure(entry) == jax.tree.structure(tree)
+        for a, b in zip(jax.tree.leaves(entry), jax.tree.leaves(tree)):
+            if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+                a, b = jax.random.key_data(a), jax.random.key_data(b)
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(IndexError, match="unstack: entry 3 of a stack of 3"):
+        pytrees.unstack(stacked, 3)
 
 
 def test_a_models_leaves_are_its_hyperparameters_in_layer_and_field_order():
