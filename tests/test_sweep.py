@@ -202,7 +202,9 @@ def test_vmapped_runs_are_the_sequential_runs(monkeypatch):
     # rounding (vmapped dots may sum in another order). Two groups of 4, as if the
     # device's memory held 4 runs: the device's memory decides the group size, so the
     # test replaces the private _group_size (and sees how many runs each structure has).
-    results = sweep.run_grid(BASE, GRID, SEEDS, mode="sequential", progress=False)
+    # 11 epochs, as tests/test_sweep_safety.py's: the same programs, a fifth of the epochs.
+    base = dataclasses.replace(BASE, epochs=11)
+    results = sweep.run_grid(base, GRID, SEEDS, mode="sequential", progress=False)
     sizes = []
 
     def group_size(configs, count):
@@ -211,7 +213,7 @@ def test_vmapped_runs_are_the_sequential_runs(monkeypatch):
         return 4
 
     monkeypatch.setattr(sweep, "_group_size", group_size)
-    vmapped = sweep.run_grid(BASE, GRID, SEEDS, mode="vmap", progress=False)
+    vmapped = sweep.run_grid(base, GRID, SEEDS, mode="vmap", progress=False)
     assert sizes == [8]  # one structure: L2 terms and dropout layers at 0 where needed
     assert [(r.values, r.seed) for r in vmapped] == [(r.values, r.seed) for r in results]
     for a, b in zip(vmapped, results):
