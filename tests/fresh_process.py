@@ -89,12 +89,14 @@ CHILD = textwrap.dedent("""
             digests[str(key)] = fp.digest(params)
 
     import sys
-    import purenn.experiments, purenn.plotting, purenn.sweep  # noqa: E401, F401
+    import purenn.experiments
+    import purenn.plotting
+    import purenn.sweep
     imports = {"cli": sorted(n for n in sys.modules if n.startswith("purenn.cli")),
                "sklearn": sorted(n for n in ("sklearn", "purenn.sklearn") if n in sys.modules)}
     sys.modules["sklearn"] = None  # as if scikit-learn were not installed
     try:
-        import purenn.sklearn  # noqa: F401
+        import purenn.sklearn
         imports["without_sklearn"] = "imported"
     except ImportError as err:
         imports["without_sklearn"] = str(err)
