@@ -33,7 +33,7 @@ import numpy as np
 import purenn as pn
 from purenn import threefry, train
 from purenn.configs import BOOK, DATA, OPTIMIZERS, REGRESSION_DATA, Config, Experiment
-from purenn.partition import BoundProgram, combine, jit_program
+from purenn.partition import compiled_method, jit_program
 from purenn.progress import progress_bar
 from purenn.pytrees import stack, unstack
 
@@ -216,13 +216,18 @@ class SeedsDivergedError(FloatingPointError):
     """Some seeds' loss became NaN or inf."""
 
 
-@functools.partial(jit_program, static_argnums=(0, 1))
-def _stacked_init_program(static, stacked, dynamic, params):
-    """The optimizer states of stacked runs, one program: ``init`` vmapped over the run
-    axis of ``params`` (and of the optimizer's hyperparameters when ``stacked``)."""
-    if stacked:
-        return jax.vmap(lambda d, p: combine(d, static).init(p))(dynamic, params)
-    return jax.vmap(combine(dynamic, static).init)(params)
+@compiled_method
+def _runs_opt_state(optimizer, params):
+    """The optimizer states of runs stacked on the leading axis of ``params``: one
+    program per structure."""
+    return jax.vmap(optimizer.init)(params)
+
+
+@compiled_method
+def _stacked_runs_opt_state(optimizer, params):
+    """As ``_runs_opt_state``, the optimizer's hyperparameters stacked on the run axis
+    too."""
+    return jax.vmap(lambda o, p: o.init(p))(optimizer, params)
 
 
 def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
@@ -245,7 +250,7 @@ def fit_seeds(model, loss, optimizer, params, X, y, *, keys, epochs: int,
     Raises SeedsDivergedError when the loss of some run stops being finite.
     """
     accuracy = train.default_accuracy(loss)
-    opt_state = BoundProgram(_stacked_init_program, optimizer, stacked)(params)
+    opt_state = (_stacked_runs_opt_state if stacked else _runs_opt_state)(optimizer, params)
     program = train.runs_program(train.Components(model, loss, optimizer, accuracy),
                                  batch_size, stacked=stacked)
     state = train.RunState(params, opt_state, params, opt_state)

@@ -375,12 +375,11 @@ def _train_group(members, padding, data: _Data) -> list[Result]:
     inputs = [data.get(config, seed) for _, seed, config in members]
     params = [_initial_params(config, model, seed)
               for (_, seed, config), model in zip(members, models)]
-    keys = [experiments.seed_keys(seed)[3] for _, seed, _ in members]
     # every run's pieces on a leading run axis, in one program
     run_models, run_optimizers, run_params, X, y, run_keys = stack(
-        [(model, optimizer, initial, data_set[0], data_set[1], key) for
-         model, optimizer, initial, data_set, key in
-         zip(models, optimizers, params, inputs, keys)])
+        [(model, optimizer, initial, data_set[0], data_set[1], experiments.seed_keys(seed)[3])
+         for (_, seed, _), model, optimizer, initial, data_set in
+         zip(members, models, optimizers, params, inputs)])
     config = members[0][2]
     try:
         trained, _, history = experiments.fit_seeds(

@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICES = 4
@@ -28,8 +29,10 @@ EPOCHS, BATCH_SIZE = 5, 64
 
 def launch(process_id: int, port: str, devices: int) -> subprocess.Popen:
     """Start one worker with ``devices`` CPU devices."""
-    from tests.compiling import with_devices  # not in the workers: they import purenn
-    from tests.fresh_process import without_compilation_cache  # after jax.distributed
+    # imported here, in the tests' process: a worker imports purenn (which these helpers
+    # import) only after jax.distributed.initialize
+    from tests.compiling import with_devices
+    from tests.fresh_process import without_compilation_cache
 
     # no persistent cache: processes joined by jax.distributed compile side by side
     env = dict(without_compilation_cache(), JAX_PLATFORMS="cpu", PURENN_NO_CACHE="1",
@@ -53,9 +56,11 @@ def single_process() -> dict:
     return result_of(launch(-1, "0", DEVICES))
 
 
-def multihost_run(pn, np) -> dict:
+def multihost_run() -> dict:
     """20 sharded SGD steps of a small model, then a 21-epoch fit that logs every 10: the
     run the two joined processes and the single one make alike."""
+    import purenn as pn  # after jax.distributed.initialize
+
     X, y = pn.data.spiral(jax.random.key(1), 100, 3)  # 300 samples: 75 per device
     model = pn.serial(pn.dense(2, 16), pn.relu(), pn.dense(16, 3))
     loss = pn.losses.softmax_categorical_crossentropy
@@ -77,10 +82,11 @@ def multihost_run(pn, np) -> dict:
             "losses": losses, "weights": weights.tolist(), "lines": lines}
 
 
-def data_parallel_run(pn, np) -> dict:
+def data_parallel_run() -> dict:
     """The book's model fitted on a mesh over every device, and a one-layer model's
     sharded step (quick to compile): does its program sum the gradients over the devices,
     and is a batch that does not divide over them refused?"""
+    import purenn as pn
     from tests.fresh_process import book_data, book_model
 
     X, y, _ = book_data()
@@ -112,13 +118,9 @@ def main(process_id: int, port: str) -> None:
     if process_id >= 0:  # before anything else of JAX runs
         jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
                                    num_processes=2, process_id=process_id)
-    import numpy as np
-
-    import purenn as pn
-
-    result = multihost_run(pn, np)
+    result = multihost_run()
     if process_id < 0:
-        result["data_parallel"] = data_parallel_run(pn, np)
+        result["data_parallel"] = data_parallel_run()
     print(json.dumps(result))
 
 
