@@ -101,28 +101,23 @@ def test_run_grid_trains_every_cell_for_every_seed(results):
     assert len({r.metrics["train_loss"] for r in results}) == len(results)
 
 
-@pytest.fixture(scope="module")
-def dropout_results():
-    """A sweep of two dropout rates, one seed: both cells run as one structure, with a
-    dropout layer (of rate 0 in the first cell, where the run alone has no such layer)."""
-    return sweep.run_grid(BASE, {"dropout": [0.0, 0.1]}, [0], mode="sequential",
-                          progress=False)
-
-
 @pytest.mark.users_codegen
-@pytest.mark.parametrize("index", [0, 1])  # dropout 0, dropout 0.1
-def test_each_run_is_the_run_purenn_train_makes(dropout_results, index):
-    # Cells with dropout 0 run with a dropout layer at rate 0 (one structure for the
-    # dropout values): bit for bit the run without it.
-    r = dropout_results[index]
-    alone = experiments.run(r.config, r.seed, log_every=None, log_fn=None, progress=False)
-    assert r.metrics["train_loss"] == alone.history["loss"][-1]
-    assert r.metrics["train_accuracy"] == alone.history["accuracy"][-1]
-    assert r.metrics["val_loss"] == alone.validation["loss"]
-    assert r.metrics["val_accuracy"] == alone.validation["accuracy"]
-    np.testing.assert_array_equal(r.history["loss"], alone.history["loss"])
-    for a, b in zip(jax.tree.leaves(r.params), jax.tree.leaves(alone.params)):
-        np.testing.assert_array_equal(a, b)
+def test_each_run_is_the_run_purenn_train_makes():
+    # Both cells run as one structure, with a dropout layer: at rate 0 in the first cell,
+    # whose run alone has no such layer, and bit for bit that run.
+    runs = sweep.run_grid(BASE, {"dropout": [0.0, 0.1]}, [0], mode="sequential",
+                          progress=False)
+    assert [r.values for r in runs] == [{"dropout": 0.0}, {"dropout": 0.1}]
+    for r in runs:
+        alone = experiments.run(r.config, r.seed, log_every=None, log_fn=None,
+                                progress=False)
+        assert r.metrics["train_loss"] == alone.history["loss"][-1]
+        assert r.metrics["train_accuracy"] == alone.history["accuracy"][-1]
+        assert r.metrics["val_loss"] == alone.validation["loss"]
+        assert r.metrics["val_accuracy"] == alone.validation["accuracy"]
+        np.testing.assert_array_equal(r.history["loss"], alone.history["loss"])
+        for a, b in zip(jax.tree.leaves(r.params), jax.tree.leaves(alone.params)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_dropout_rate_of_0_keeps_the_layer_in_a_sweep_of_dropout():
