@@ -265,9 +265,12 @@ class Config:
         """``make_datasets``'s ``(X, y, validation)`` as ``jax.ShapeDtypeStruct``s:
         nothing drawn, read or computed (a file's shapes are those read at
         construction)."""
-        if not self.is_file:  # the key made inside the trace: nothing compiles
-            return jax.eval_shape(lambda: self._unscaled_datasets(jax.random.key(0),
-                                                                  jax.random.key(0)))
+        if not self.is_file:
+            def datasets():  # the key made inside the trace: nothing compiles
+                key = jax.random.key(0)
+                return self._unscaled_datasets(key, key)
+
+            return jax.eval_shape(datasets)
         data = self._file_data()
 
         def shape(array, rows):

@@ -89,10 +89,21 @@ def _seed_keys(seed):
     return tuple(jax.random.split(jax.random.key(seed), 4))
 
 
-def _inputs(config: Config, seed: int, model):
+class _RunInputs(NamedTuple):
+    """What one seed's run starts from: its data, validation set, initial params and
+    ``pn.fit`` key."""
+
+    X: jax.Array
+    y: jax.Array
+    validation: tuple | None  # (X_val, y_val)
+    params: Any
+    key: jax.Array
+
+
+def _inputs(config: Config, seed: int, model) -> _RunInputs:
     k_train, k_val, k_init, k_fit = seed_keys(seed)
     X, y, validation = config.make_datasets(k_train, k_val)
-    return X, y, validation, model.init(k_init), k_fit
+    return _RunInputs(X, y, validation, model.init(k_init), k_fit)
 
 
 class Run(NamedTuple):
@@ -327,10 +338,10 @@ def run_seeds(config: Config, seeds: Sequence[int], *, progress: bool | None = N
     seeds = list(seeds)
     model, loss, optimizer = components(config)
     inputs = [_inputs(config, seed, model) for seed in seeds]
-    X, y = stack([i[:2] for i in inputs])
-    validation_sets = [i[2] for i in inputs]
+    X, y = stack([(i.X, i.y) for i in inputs])
+    validation_sets = [i.validation for i in inputs]
     if mode == "vmap":
-        initial, keys = stack([i[3:] for i in inputs])
+        initial, keys = stack([(i.params, i.key) for i in inputs])
         params, opt_state, history = fit_seeds(
             model, loss, optimizer, initial, X, y, keys=keys, epochs=config.epochs,
             batch_size=config.batch_size, progress=progress)

@@ -77,7 +77,9 @@ def unstack(tree, i: int):
       IndexError: ``i`` is not in ``[-S, S)``.
     """
     leaves = jax.tree.leaves(tree)
-    count = len(leaves[0]) if leaves else 0
+    if not leaves:  # nothing stacked (a stateless optimizer's state): nothing to take out
+        return tree
+    count = len(leaves[0])
     if not -count <= i < count:
         raise IndexError(f"unstack: entry {i} of a stack of {count}")
     return _entry(tree, i)

@@ -315,6 +315,7 @@ def test_stack_and_unstack_are_one_program_each_and_keep_dtypes():
             np.testing.assert_array_equal(a, b)
     with pytest.raises(IndexError, match="unstack: entry 3 of a stack of 3"):
         pytrees.unstack(stacked, 3)
+    assert pytrees.unstack((), 0) == ()  # a stateless optimizer's (empty) state
 
 
 def test_a_models_leaves_are_its_hyperparameters_in_layer_and_field_order():
