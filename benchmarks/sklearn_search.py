@@ -20,13 +20,14 @@ from __future__ import annotations
 import time
 import warnings
 
+from benchmarks.timing import compile_log
+
 HIDDEN = 64
 BATCH = 200
 LEARNING_RATES = (0.001, 0.002, 0.005, 0.01)
 WEIGHT_L2 = (1e-5, 1e-4)
 PURENN = "purenn.sklearn.Classifier"
 MLP = "sklearn MLPClassifier"
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _searches(epochs: int, seed: int):
@@ -51,7 +52,7 @@ def _searches(epochs: int, seed: int):
 
 
 def _training_programs(seen: list) -> int:
-    return sum(1 for name in seen if name == "jit(_run_program)")
+    return sum(1 for name, _ in seen if name == "jit(_run_program)")
 
 
 def measure(reps: int, *, epochs: int = 50, samples: int | None = None, seed: int = 0,
@@ -64,24 +65,15 @@ def measure(reps: int, *, epochs: int = 50, samples: int | None = None, seed: in
         from sklearn.model_selection import train_test_split
     except ImportError:
         return {"skipped": "scikit-learn not installed (pip install 'purenn[sklearn]')"}
-    import jax
-
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     if samples is not None:
         X, y = X[:samples], y[:samples]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                         random_state=seed)
-    seen: list = []
-
-    def listener(event, seconds, **kwargs):
-        if event == COMPILE_EVENT:
-            seen.append(kwargs.get("fun_name", "?"))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
     walls: dict = {PURENN: [], MLP: []}
     figures: dict = {}
-    try:
+    with compile_log() as seen:
         for rep in range(reps):
             for name, search in _searches(epochs, seed).items():
                 before = len(seen)
@@ -96,8 +88,6 @@ def measure(reps: int, *, epochs: int = 50, samples: int | None = None, seed: in
                                          programs=programs if name == PURENN else None)
                 log(f"  {name}: {walls[name][-1]:.2f} s, best {search.best_params_}, "
                     f"cv accuracy {search.best_score_:.3f}")
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     rows = {name: dict(figures[name], walls=walls[name]) for name in (PURENN, MLP)}
     return dict(rows=rows, epochs=epochs, settings=len(LEARNING_RATES) * len(WEIGHT_L2),
                 folds=3, train=len(y_train), test=len(y_test))

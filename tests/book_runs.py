@@ -5,13 +5,11 @@ serves every check of its lines."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 
 import pytest
 
-from purenn import cli
+from tests.cli_calls import call
 
 EPOCHS = 31  # two log lines: epoch 0 and the last, 30
 LAST = EPOCHS - 1
@@ -32,8 +30,5 @@ def params(names) -> list:
 @functools.cache
 def book_run(name: str) -> tuple[int, str, str]:
     """``(exit code, stdout, stderr)`` of ``purenn book NAME --epochs 31 --seed 0`` run
-    in this process (in float32, the mode every caller runs it in)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["book", name, "--epochs", str(EPOCHS), "--seed", "0"])
-    return code, out.getvalue(), err.getvalue()
+    in this process, in float32 (``tests/cli_calls.call``)."""
+    return call(["book", name, "--epochs", EPOCHS, "--seed", 0])

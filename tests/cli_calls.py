@@ -1,5 +1,6 @@
-"""The ``purenn`` command run in this process, and what its usage errors look like (the
-sweep tests share them)."""
+"""The ``purenn`` command run in this process (``call``; ``run`` where a test reads the
+output through pytest's ``capsys``), and what its usage errors look like (the sweep tests
+share them)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def call(argv):
         except SystemExit as exit_info:
             code = exit_info.code
     return code, out.getvalue(), err.getvalue()
+
+
+def run(capsys, *args):
+    """``purenn <args>`` in this process, its output read through ``capsys``:
+    ``(code, stdout lines, stderr)``."""
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
 
 
 def read_csv(path):

@@ -5,28 +5,14 @@ per structure)."""
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+# Every program XLA compiles in a block, ``(function name, seconds)``, in this process:
+# ``with compiles() as seen:``. The benchmarks' record, shared.
+from benchmarks.timing import COMPILE_EVENT
+from benchmarks.timing import compile_log as compiles
 
-
-@contextlib.contextmanager
-def compiles():
-    """Collect ``(function name, seconds)`` of every program XLA compiles in the block, in
-    this process (the tests that count compiles share it)."""
-    seen = []
-
-    def listener(event, seconds, **kwargs):
-        if event == COMPILE_EVENT:
-            seen.append((kwargs.get("fun_name", "?"), seconds))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+__all__ = ["COMPILE_EVENT", "compiles", "init_programs", "is_eager_op"]
 
 
 def is_eager_op(name: str) -> bool:

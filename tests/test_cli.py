@@ -16,6 +16,7 @@ import purenn as pn
 import purenn.checkpoint
 from purenn import cli, experiments, plotting
 from tests.book_runs import LAST, book_run, params
+from tests.cli_calls import run
 from tests.counting import compiles, is_eager_op
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +44,6 @@ def float32(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with jax.enable_x64(False):  # the CLI's users run in float32 (conftest turns x64 on)
         yield
-
-
-def run(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 run_cli = run

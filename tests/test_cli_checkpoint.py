@@ -14,6 +14,7 @@ import safetensors.numpy
 import purenn as pn
 import purenn.checkpoint
 from purenn import cli, experiments
+from tests.cli_calls import run
 
 INTERRUPTED = re.compile(r"^purenn (book|train): interrupted at epoch (\d+); saved to (.+); "
                          r"continue with: purenn (.+)$")
@@ -25,12 +26,6 @@ def float32(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with jax.enable_x64(False):
         yield
-
-
-def run(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 def tensors(path):

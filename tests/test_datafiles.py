@@ -17,6 +17,7 @@ import pytest
 import purenn as pn
 from purenn import cli, grids
 from purenn.experiments import Config, seed_keys
+from tests.cli_calls import run
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = re.compile(r"^validation, acc: (\d\.\d{3}), loss: (\d+\.\d{3})$")
@@ -181,12 +182,6 @@ def test_a_regression_config_takes_real_targets_from_the_file(tmp_path):
 def float32_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PURENN_NO_CACHE", "1")  # as tests/test_cli.py: no cache written
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-def run(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 TRAIN = ["--validation-split", "0.25", "--standardize", "--hidden", "16",
